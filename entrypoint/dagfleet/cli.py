@@ -1,0 +1,241 @@
+"""``dagfleet`` command line: sync, run, watch, serve-config, check (see docs/reference.md)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import shutil
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from types import FrameType
+from typing import NoReturn
+
+from dagfleet import __version__
+from dagfleet.errors import DagfleetError
+from dagfleet.materializer import Materializer, Outcome, SyncReport
+from dagfleet.settings import Settings, invalid_env, packaged_file
+
+log = logging.getLogger("dagfleet")
+
+# Airflow 3 CLI subcommands `run` hands to Airflow (components first).
+AIRFLOW_COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer", "standalone")
+AIRFLOW_SUBCOMMANDS = frozenset(
+    {
+        *AIRFLOW_COMPONENTS,
+        "assets", "backfill", "celery", "cheat-sheet", "config", "connections", "dags", "db",
+        "info", "jobs", "kerberos", "plugins", "pools", "providers", "rotate-fernet-key",
+        "tasks", "variables", "version",
+    }
+)  # fmt: skip
+
+
+class RedactingFilter(logging.Filter):
+    """Defense in depth: replace known secret values in any log line with ``***``."""
+
+    def __init__(self, secrets: Sequence[str]) -> None:
+        super().__init__()
+        self.secrets = [s for s in secrets if s and len(s) >= 4]
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if self.secrets:
+            message = record.getMessage()
+            if any(s in message for s in self.secrets):
+                for secret in self.secrets:
+                    message = message.replace(secret, "***")
+                record.msg, record.args = message, ()
+        return True
+
+
+def _setup_logging(level: str, secrets: Sequence[str] = ()) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s dagfleet %(levelname)s %(message)s"))
+    handler.addFilter(RedactingFilter(secrets))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    for noisy in ("urllib3", "requests"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def _report(report: SyncReport) -> None:
+    for problem in report.problems:
+        log.error("%s", problem)
+    if report.written or report.pruned:
+        log.info("written: %s", ", ".join(report.written) or "-")
+        if report.pruned:
+            log.info("pruned: %s", ", ".join(report.pruned))
+    level = logging.INFO if report.outcome is Outcome.SYNCED else logging.WARNING
+    log.log(level, "%s", report.summary())
+
+
+def cmd_sync(settings: Settings) -> int:
+    report = Materializer(settings).sync()
+    _report(report)
+    return int(report.outcome)
+
+
+def resolve_command(settings: Settings, args: Sequence[str]) -> list[str]:
+    """The argv `run` execs: Airflow components go through the official `/entrypoint` when present."""
+    if not args:
+        raise DagfleetError("no command given: e.g. `dagfleet run -- scheduler` (or api-server, standalone, …)")
+    target = settings.exec_target()
+    if Path(target).name == "entrypoint":
+        return [target, *args]  # the official entrypoint passes airflow subcommands, bash, python through
+    if args[0] in AIRFLOW_SUBCOMMANDS:
+        return [target, *args]
+    return list(args)
+
+
+def check_command(args: Sequence[str]) -> list[str]:
+    problems = []
+    if not args:
+        problems.append("no command given")
+    elif args[0] not in AIRFLOW_SUBCOMMANDS and not (shutil.which(args[0]) or Path(args[0]).is_absolute()):
+        problems.append(
+            f"{args[0]!r} is neither an Airflow subcommand ({', '.join(AIRFLOW_COMPONENTS)}, …) nor a program"
+        )
+    return problems
+
+
+def handoff(argv: list[str]) -> NoReturn:
+    """Replace this process with ``argv``: Airflow then gets signals straight from dumb-init."""
+    log.info("exec %s", " ".join(argv))
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execvp(argv[0], argv)  # noqa: S606 - the whole point: hand over to Airflow
+
+
+def cmd_run(settings: Settings, args: Sequence[str], require_sync: bool) -> int:
+    argv = resolve_command(settings, args)
+    try:
+        outcome = Outcome(cmd_sync(settings))
+    except DagfleetError as err:
+        log.error("%s", err)
+        outcome = Outcome.NOTHING_USABLE
+    except Exception:  # a sync bug must not keep Airflow (and the last good DAGs) down
+        log.exception("dagfleet sync failed unexpectedly; starting with the DAGs already in place")
+        outcome = Outcome.KEPT_LAST_KNOWN_GOOD
+    if outcome is Outcome.NOTHING_USABLE:
+        if require_sync:
+            log.error("not starting %s: the sync produced nothing usable (--require-sync)", args[0])
+            return int(outcome)
+        log.warning("starting %s without generated DAGs; `dagfleet watch` will add them once the API answers", args[0])
+    handoff(argv)
+
+
+def cmd_watch(settings: Settings, once: bool = False) -> int:
+    stop = threading.Event()
+
+    def _stop(signum: int, _frame: FrameType | None) -> None:
+        log.info("received %s, stopping", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    materializer = Materializer(settings)
+    log.info("watching the config API every %gs", settings.sync_interval)
+    while not stop.is_set():
+        try:
+            report = materializer.sync()
+        except DagfleetError as err:
+            log.error("%s", err)
+        else:
+            if report.written or report.pruned or report.problems or report.outcome is not Outcome.SYNCED:
+                _report(report)
+        if once:
+            break
+        stop.wait(settings.sync_interval)
+    return 0
+
+
+def cmd_serve(settings: Settings, file: Path, host: str, port: int, list_format: str) -> int:
+    from dagfleet.server import make_server
+
+    server = make_server(file, host, port, settings.api_key, list_format)
+
+    def _stop(signum: int, _frame: FrameType | None) -> None:
+        threading.Thread(target=server.shutdown, daemon=True).start()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    with server:
+        server.serve_forever()
+    return 0
+
+
+def cmd_check(settings: Settings, args: Sequence[str]) -> int:
+    problems = invalid_env(os.environ) + check_command(args)
+    if settings.api_key_file and not Path(settings.api_key_file).is_absolute():
+        problems.append("DAGFLEET_API_KEY_FILE must be an absolute path")
+    for problem in problems:
+        log.error("check: %s", problem)
+    if problems:
+        return 2
+    argv = resolve_command(settings, args)
+    source = settings.api_url or (
+        "DAGFLEET_STATIC_WORKFLOWS" if settings.static_workflows else "nothing (set DAGFLEET_API_URL)"
+    )
+    log.info("check: OK: would sync %s from %s, then exec %s", settings.dags_folder, source, " ".join(argv))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="dagfleet", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"dagfleet {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub.add_parser("sync", help="generate one DAG per workflow from the config API, once")
+    run = sub.add_parser("run", help="sync, then exec an Airflow component: dagfleet run -- scheduler")
+    run.add_argument("--require-sync", action="store_true", help="do not start when the sync found nothing usable")
+    run.add_argument("args", nargs=argparse.REMAINDER, help="the command, after --")
+    watch = sub.add_parser("watch", help="re-sync every DAGFLEET_SYNC_INTERVAL seconds (sidecar)")
+    watch.add_argument("--once", action="store_true", help=argparse.SUPPRESS)
+    serve = sub.add_parser("serve-config", help="serve a YAML file of workflows as the config API")
+    serve.add_argument("--file", type=Path, default=None, help="workflows YAML (default: the embedded example)")
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8000, help="port (default 8000, 0 = any free port)")
+    serve.add_argument("--list-format", choices=("objects", "ids"), default="objects",
+                       help="GET /airflowconfigs answers objects with configs (default) or IDs only")  # fmt: skip
+    check = sub.add_parser("check", help="validate the command and DAGFLEET_* environment; change nothing")
+    check.add_argument("args", nargs=argparse.REMAINDER, help="the command, after --")
+    return parser
+
+
+def _strip_dashdash(args: list[str]) -> list[str]:
+    return args[1:] if args[:1] == ["--"] else args
+
+
+def main(argv: list[str] | None = None) -> int:
+    options = build_parser().parse_args(argv)
+    try:
+        settings = Settings.from_env()
+        _setup_logging(settings.log_level, [settings.api_key or ""])
+    except DagfleetError as err:
+        _setup_logging("INFO")
+        log.error("%s", err)
+        return 2
+    try:
+        if options.command == "sync":
+            return cmd_sync(settings)
+        if options.command == "run":
+            return cmd_run(settings, _strip_dashdash(options.args), options.require_sync)
+        if options.command == "watch":
+            return cmd_watch(settings, options.once)
+        if options.command == "serve-config":
+            file = options.file or packaged_file("data", "workflows.yaml")
+            return cmd_serve(settings, file, options.host, options.port, options.list_format)
+        if options.command == "check":
+            return cmd_check(settings, _strip_dashdash(options.args))
+    except DagfleetError as err:
+        log.error("%s", err)
+        return int(Outcome.NOTHING_USABLE) if options.command in {"sync", "run"} else 1
+    except KeyboardInterrupt:
+        return 130
+    raise AssertionError(options.command)  # pragma: no cover
+
+
+if __name__ == "__main__":
+    sys.exit(main())

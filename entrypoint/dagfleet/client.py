@@ -1,0 +1,275 @@
+"""Client of the config API (contract: docs/openapi.yaml).
+
+One ``requests.Session``, connect/read timeouts plus a total deadline per response, the shared
+retry policy, ``ETag``/``If-None-Match``. The API key travels only in the ``x-api-key`` header:
+it is never part of a log line or an exception message.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
+from typing import Any
+from urllib.parse import quote
+
+import requests
+from tenacity import Retrying
+
+from dagfleet import __version__
+from dagfleet.errors import ConfigApiError
+from dagfleet.retry import retry_policy
+from dagfleet.settings import Settings
+
+log = logging.getLogger(__name__)
+
+LIST_PATH = "/airflowconfigs"
+MAX_BODY_BYTES = 64 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One workflow from the list: its raw ID and, when the list carries it, its raw config."""
+
+    workflow_id: str
+    config: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class ListResult:
+    entries: list[Entry] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    etag: str | None = None
+    not_modified: bool = False
+    body_bytes: int = 0
+
+
+@dataclass(frozen=True)
+class ConfigResult:
+    config: dict[str, Any] | None
+    etag: str | None = None
+    not_modified: bool = False
+    body_bytes: int = 0
+
+
+def _retry_after(value: str | None) -> float | None:
+    if not value:
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        pass
+    try:
+        return max(parsedate_to_datetime(value).timestamp() - time.time(), 0.0)
+    except (TypeError, ValueError):
+        return None
+
+
+def parse_list(payload: Any) -> tuple[list[Entry], list[str]]:
+    """Accept ``["a", "b"]`` or ``[{"id": "a", "config": {...}}]`` (optionally under ``workflows``)."""
+    if isinstance(payload, dict) and "workflows" in payload:
+        payload = payload["workflows"]
+    if not isinstance(payload, list):
+        raise ConfigApiError(
+            f"config API answered {type(payload).__name__} for {LIST_PATH}, expected a JSON list of "
+            'workflow IDs or of {"id": ..., "config": {...}} objects'
+        )
+    entries: list[Entry] = []
+    problems: list[str] = []
+    for index, item in enumerate(payload):
+        if isinstance(item, str):
+            entries.append(Entry(item))
+        elif isinstance(item, dict) and isinstance(item.get("id"), str):
+            config = item.get("config")
+            if config is not None and not isinstance(config, dict):
+                problems.append(f"workflow {item['id']!r}: 'config' must be an object, skipped")
+                entries.append(Entry(item["id"], None))
+                continue
+            entries.append(Entry(item["id"], config))
+        else:
+            problems.append(
+                f"entry #{index} of the workflow list is neither an ID string nor an object with a string 'id': skipped"
+            )
+    return entries, problems
+
+
+class ConfigClient:
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str | None = None,
+        *,
+        connect_timeout: float = 3.0,
+        read_timeout: float = 10.0,
+        retrying: Retrying | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._api_key = api_key
+        self.connect_timeout = connect_timeout
+        self.read_timeout = read_timeout
+        self.retrying = retrying or retry_policy()
+        self._local = threading.local()  # one Session per thread (keep-alive, thread-safe)
+        self._sessions: list[requests.Session] = []
+        self._lock = threading.Lock()
+        self.requests_sent = 0
+        self.bytes_received = 0
+
+    @property
+    def session(self) -> requests.Session:
+        session = getattr(self._local, "session", None)
+        if session is None:
+            session = requests.Session()
+            session.headers["User-Agent"] = f"dagfleet/{__version__}"
+            session.headers["Accept"] = "application/json"
+            if self._api_key:
+                session.headers["x-api-key"] = self._api_key
+            self._local.session = session
+            with self._lock:
+                self._sessions.append(session)
+        return session
+
+    def __repr__(self) -> str:  # never show the key
+        return f"ConfigClient({self.base_url!r})"
+
+    @classmethod
+    def from_settings(cls, settings: Settings, *, retrying: Retrying | None = None) -> ConfigClient:
+        if not settings.api_url:
+            raise ConfigApiError("no config API configured: set DAGFLEET_API_URL")
+        return cls(
+            settings.api_url,
+            settings.api_key,
+            connect_timeout=settings.connect_timeout,
+            read_timeout=settings.read_timeout,
+            retrying=retrying or retry_policy(settings.retries),
+        )
+
+    def close(self) -> None:
+        with self._lock:
+            for session in self._sessions:
+                session.close()
+            self._sessions.clear()
+
+    # -- public API -------------------------------------------------------------------------
+    def list_workflows(self, etag: str | None = None) -> ListResult:
+        status, payload, new_etag, size = self._get(LIST_PATH, etag)
+        if status == 304:
+            return ListResult(etag=etag, not_modified=True)
+        entries, problems = parse_list(payload)
+        return ListResult(entries, problems, new_etag, body_bytes=size)
+
+    def get_config(self, workflow_id: str, etag: str | None = None) -> ConfigResult:
+        path = f"{LIST_PATH}/{quote(workflow_id, safe='')}"
+        status, payload, new_etag, size = self._get(path, etag, what=f"workflow {workflow_id!r}")
+        if status == 304:
+            return ConfigResult(None, etag, not_modified=True)
+        if isinstance(payload, dict) and isinstance(payload.get("config"), dict) and "id" in payload:
+            payload = payload["config"]
+        if not isinstance(payload, dict):
+            raise ConfigApiError(
+                f"config API answered {type(payload).__name__} for workflow {workflow_id!r}, expected a JSON object"
+            )
+        return ConfigResult(payload, new_etag, body_bytes=size)
+
+    # -- plumbing ---------------------------------------------------------------------------
+    def _get(self, path: str, etag: str | None, what: str = "the workflow list") -> tuple[int, Any, str | None, int]:
+        for attempt in self.retrying.copy():  # a fresh state per call (thread-safe)
+            with attempt:
+                return self._get_once(path, etag, what)
+        raise AssertionError("unreachable")  # pragma: no cover - Retrying re-raises
+
+    def _get_once(self, path: str, etag: str | None, what: str) -> tuple[int, Any, str | None, int]:
+        url = self.base_url + path
+        headers = {"If-None-Match": etag} if etag else {}
+        deadline = time.monotonic() + self.connect_timeout + self.read_timeout
+        with self._lock:
+            self.requests_sent += 1
+        try:
+            response = self.session.get(
+                url, headers=headers, timeout=(self.connect_timeout, self.read_timeout), stream=True
+            )
+        except requests.exceptions.ConnectTimeout:
+            raise ConfigApiError(
+                f"config API at {self.base_url} did not accept a connection within "
+                f"{self.connect_timeout:g}s: check DAGFLEET_API_URL and the network",
+                retryable=True,
+            ) from None
+        except requests.exceptions.ReadTimeout:
+            raise ConfigApiError(
+                f"config API at {self.base_url} did not answer {what} within {self.read_timeout:g}s "
+                "(DAGFLEET_READ_TIMEOUT)",
+                retryable=True,
+            ) from None
+        except requests.exceptions.ConnectionError:
+            raise ConfigApiError(
+                f"config API at {self.base_url} is unreachable (connection failed): check "
+                "DAGFLEET_API_URL and that the service is up",
+                retryable=True,
+            ) from None
+        except requests.exceptions.RequestException as err:
+            raise ConfigApiError(f"config API request to {self.base_url} failed: {type(err).__name__}") from None
+        with response:
+            return self._read(response, deadline, what, etag)
+
+    def _read(
+        self, response: requests.Response, deadline: float, what: str, etag: str | None
+    ) -> tuple[int, Any, str | None, int]:
+        status = response.status_code
+        if status == 304 and etag:
+            return 304, None, etag, 0
+        if status in (401, 403):
+            reason = "no API key was sent" if not self._api_key else "the API key was rejected"
+            raise ConfigApiError(
+                f"config API refused {what} (HTTP {status}): {reason}; set DAGFLEET_API_KEY or "
+                "DAGFLEET_API_KEY_FILE to a valid key",
+                status=status,
+            )
+        if status == 429 or status >= 500:
+            raise ConfigApiError(
+                f"config API answered HTTP {status} for {what}",
+                status=status,
+                retryable=True,
+                retry_after=_retry_after(response.headers.get("Retry-After")),
+            )
+        if status == 404:
+            raise ConfigApiError(
+                f"config API has no {what} (HTTP 404): check DAGFLEET_API_URL and the workflow ID",
+                status=status,
+            )
+        if status != 200:
+            raise ConfigApiError(f"config API answered HTTP {status} for {what}", status=status)
+        content_type = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
+        if content_type != "application/json" and not content_type.endswith("+json"):
+            shown = content_type or "no content type"
+            raise ConfigApiError(
+                f"config API answered {what} with {shown}, not JSON: is DAGFLEET_API_URL the config API?",
+                status=status,
+            )
+        body = bytearray()
+        try:
+            for chunk in response.iter_content(65536):
+                body.extend(chunk)
+                if len(body) > MAX_BODY_BYTES:
+                    raise ConfigApiError(f"config API answer for {what} is larger than {MAX_BODY_BYTES // 2**20} MiB")
+                if time.monotonic() > deadline:
+                    raise ConfigApiError(
+                        f"config API at {self.base_url} took longer than "
+                        f"{self.connect_timeout + self.read_timeout:g}s to send {what}",
+                        retryable=True,
+                    )
+        except requests.exceptions.RequestException:
+            raise ConfigApiError(
+                f"config API connection broke while sending {what} (truncated answer)", retryable=True
+            ) from None
+        try:
+            payload = json.loads(body)
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise ConfigApiError(
+                f"config API sent malformed JSON for {what} ({err.__class__.__name__} at byte "
+                f"{getattr(err, 'pos', '?')}): fix the config service's output"
+            ) from None
+        with self._lock:
+            self.bytes_received += len(body)
+        return status, payload, response.headers.get("ETag"), len(body)

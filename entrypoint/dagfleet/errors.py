@@ -1,0 +1,32 @@
+"""Exceptions whose message is one line a user can act on (and never holds a secret)."""
+
+from __future__ import annotations
+
+
+class DagfleetError(Exception):
+    """Base class: ``str(err)`` is the line shown to the user."""
+
+
+class ConfigApiError(DagfleetError):
+    """The config API could not be used (down, slow, wrong key, bad answer)."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        retryable: bool = False,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.retryable = retryable
+        self.retry_after = retry_after
+
+
+class WorkflowIdError(DagfleetError):
+    """A workflow ID that cannot become a DAG."""
+
+
+class WorkflowConfigError(DagfleetError):
+    """A workflow config that does not validate."""
