@@ -1,0 +1,47 @@
+from __future__ import annotations
+
+import pytest
+
+from dagfleet import workflow_ids
+from dagfleet.errors import WorkflowIdError
+
+
+@pytest.mark.parametrize("good", ["a", "tenant_1", "Customer-42.eu", "x" * workflow_ids.MAX_LENGTH, "9lives"])
+def test_valid_ids_are_kept_unchanged(good: str) -> None:
+    assert workflow_ids.validate(good) == good
+    assert workflow_ids.workflow_id_from_file(workflow_ids.dag_file_name(good)) == good
+
+
+@pytest.mark.parametrize(
+    ("bad", "why"),
+    [
+        ("../x", "not allowed"),
+        ("a/b", "not allowed"),
+        ("..", "not allowed"),
+        ("a..b", "'..'"),
+        ("x" * 300, "300 characters"),
+        ("with space", "not allowed"),
+        ("tenant\u00e9", "not allowed"),
+        ("\u0430dmin", "not allowed"),  # Cyrillic a: a look-alike
+        (".hidden", "not allowed"),
+        ("-flag", "not allowed"),
+        ("/abs", "not allowed"),
+        ("nul\x00byte", "not allowed"),
+        ("", "empty"),
+        (42, "not a string"),
+    ],
+)
+def test_bad_ids_are_rejected_with_a_reason(bad: object, why: str) -> None:
+    with pytest.raises(WorkflowIdError, match="workflow ID") as err:
+        workflow_ids.validate(bad)
+    assert why in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_duplicates_are_found_case_insensitively() -> None:
+    assert workflow_ids.duplicates(["a", "b", "A", "c", "c"]) == {"a", "A", "c"}
+
+
+def test_file_name_must_carry_the_suffix() -> None:
+    with pytest.raises(WorkflowIdError, match=r"-mydag\.py"):
+        workflow_ids.workflow_id_from_file("mydag.py")
