@@ -1,0 +1,172 @@
+"""End to end: the `make run` stack, driven through Airflow 3's REST API (v2).
+
+Starts scripts/devstack.py (reference config API + `dagfleet run -- standalone` + `dagfleet
+watch`) on free loopback ports, triggers a pod-free workflow with a conf, checks the mapped
+fan-out and the conf seen by the TaskFlow task, then adds and removes a workflow in the YAML
+file and watches Airflow follow without a restart.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+pytestmark = [pytest.mark.e2e, pytest.mark.airflow]
+SYNC_INTERVAL = 2
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _wait(what: str, predicate: Callable[[], Any], timeout: float, every: float = 1.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        result = predicate()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
+        time.sleep(every)
+
+
+@dataclass
+class Airflow:
+    url: str
+    session: requests.Session
+    workflows_file: Path
+    dags: Path
+
+    def api(self, method: str, path: str, **kw: Any) -> Any:
+        response = self.session.request(method, f"{self.url}/api/v2{path}", timeout=30, **kw)
+        assert response.status_code < 300, f"{method} {path}: {response.status_code} {response.text[:500]}"
+        return response.json() if response.content else None
+
+    def dag_visible(self, dag_id: str) -> bool:
+        response = self.session.get(f"{self.url}/api/v2/dags/{dag_id}", timeout=30)
+        return response.status_code == 200 and not response.json().get("is_stale", False)
+
+    def run_to_completion(self, dag_id: str, conf: dict[str, Any], timeout: float = 240) -> dict[str, Any]:
+        self.api("PATCH", f"/dags/{dag_id}", json={"is_paused": False})
+        run = self.api("POST", f"/dags/{dag_id}/dagRuns", json={"logical_date": None, "conf": conf})
+        run_id = run["dag_run_id"]
+
+        def finished() -> dict[str, Any] | None:
+            state = self.api("GET", f"/dags/{dag_id}/dagRuns/{run_id}")
+            return state if state["state"] in ("success", "failed") else None
+
+        result = _wait(f"run {run_id} of {dag_id}", finished, timeout, every=2)
+        if result["state"] != "success":
+            tis = self.api("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances")
+            states = [(t["task_id"], t["map_index"], t["state"]) for t in tis["task_instances"]]
+            pytest.fail(f"{dag_id} run failed: {states}")
+        return result
+
+    def write_workflows(self, workflows: dict[str, Any]) -> None:
+        tmp = self.workflows_file.with_suffix(".tmp")
+        tmp.write_text(yaml.safe_dump({"workflows": workflows}))
+        tmp.replace(self.workflows_file)
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Airflow]:
+    tmp = tmp_path_factory.mktemp("stack")
+    workflows_file = tmp / "workflows.yaml"
+    shutil.copy(REPO / "examples" / "workflows.yaml", workflows_file)
+    port = _free_port()
+    run_dir = tmp / "run"
+    log = (tmp / "devstack.log").open("w+")
+    proc = subprocess.Popen(
+        [sys.executable, str(REPO / "scripts" / "devstack.py"), "--workflows", str(workflows_file),
+         "--run-dir", str(run_dir), "--port", str(port), "--config-port", str(_free_port()),
+         "--sync-interval", str(SYNC_INTERVAL)],
+        stdout=log, stderr=subprocess.STDOUT, cwd=tmp, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )  # fmt: skip
+    try:
+
+        def ready() -> bool:
+            assert proc.poll() is None, f"devstack exited: {Path(log.name).read_text()[-3000:]}"
+            return "READY" in Path(log.name).read_text()
+
+        _wait("the stack to be healthy", ready, 360)
+        home = run_dir / "airflow"
+        password = json.loads((home / "simple_auth_manager_passwords.json.generated").read_text())["admin"]
+        url = f"http://localhost:{port}"
+        token = requests.post(f"{url}/auth/token", json={"username": "admin", "password": password}, timeout=30)
+        assert token.status_code in (200, 201), token.text
+        session = requests.Session()
+        session.headers["Authorization"] = f"Bearer {token.json()['access_token']}"
+        yield Airflow(url, session, workflows_file, home / "dags")
+    finally:
+        started = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=90)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            raise
+        finally:
+            print(f"devstack stopped in {time.monotonic() - started:.1f}s", file=sys.stderr)
+            log.close()
+        with socket.socket() as sock:  # Ctrl-C really stopped Airflow: its port is free again
+            sock.bind(("127.0.0.1", port))
+
+
+def _pod_free_workflow() -> str:
+    workflows = yaml.safe_load((REPO / "examples" / "workflows.yaml").read_text())["workflows"]
+    return next(wid for wid, config in workflows.items() if not (config or {}).get("pod"))
+
+
+def test_generated_dags_import_cleanly(stack: Airflow) -> None:
+    workflows = yaml.safe_load(stack.workflows_file.read_text())["workflows"]
+    for workflow_id in workflows:
+        _wait(f"DAG {workflow_id} in the API", lambda w=workflow_id: stack.dag_visible(w), 180)
+    errors = stack.api("GET", "/importErrors")
+    assert errors["total_entries"] == 0, errors
+
+
+def test_triggered_run_maps_each_item_and_sees_the_conf(stack: Airflow) -> None:
+    dag_id = _pod_free_workflow()
+    _wait(f"DAG {dag_id}", lambda: stack.dag_visible(dag_id), 180)
+    items = ["north", "south", "east"]
+    run = stack.run_to_completion(dag_id, {"message": "hello from e2e", "items": items})
+    run_path = f"/dags/{dag_id}/dagRuns/{run['dag_run_id']}"
+    for mapped in ("process_item", "process_item_kwargs"):
+        tis = stack.api("GET", f"{run_path}/taskInstances/{mapped}/listMapped")
+        assert tis["total_entries"] == len(items), mapped
+        assert {ti["state"] for ti in tis["task_instances"]} == {"success"}
+    xcom = stack.api("GET", f"{run_path}/taskInstances/read_context/xcomEntries/return_value")
+    assert "hello from e2e" in json.dumps(xcom["value"])
+
+
+def test_workflows_follow_the_config_api_without_restart(stack: Airflow) -> None:
+    original = yaml.safe_load(stack.workflows_file.read_text())["workflows"]
+    added = "e2e_added"
+    stack.write_workflows({**original, added: {"tags": ["e2e"]}})
+    _wait("the added workflow's DAG", lambda: stack.dag_visible(added), 120)
+    run = stack.run_to_completion(added, {"message": "before removal"})
+
+    stack.write_workflows(original)
+    _wait("the removed workflow's file to be pruned", lambda: not (stack.dags / f"{added}-mydag.py").exists(), 60)
+    _wait("Airflow to mark the DAG stale", lambda: not stack.dag_visible(added), 120)
+    runs = stack.api("GET", f"/dags/{added}/dagRuns")
+    assert run["dag_run_id"] in [r["dag_run_id"] for r in runs["dag_runs"]]  # history kept
+    for workflow_id in original:
+        assert (stack.dags / f"{workflow_id}-mydag.py").exists()
