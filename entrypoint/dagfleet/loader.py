@@ -1,0 +1,137 @@
+"""Find one workflow's config while its DAG file is parsed (docs/config.md, "Where a DAG gets its config").
+
+1. the config ``dagfleet sync`` stored next to the DAG files (no network);
+2. else the cache entry when it is fresh, else the live config API, one attempt bounded by
+   ``DAGFLEET_PARSE_TIMEOUT`` (a hard bound: the request runs in a daemon thread, so even a
+   hanging DNS lookup cannot hold the parse); a good answer refreshes the cache;
+3. else, when the API failed, the stale cache entry: the last known good config;
+4. else a ``WorkflowConfigError`` saying what was tried.
+
+Without ``DAGFLEET_API_URL`` and without a stored config the workflow gets the defaults (``{}``).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+from dagfleet import workflow_ids
+from dagfleet.cache import CacheEntry, ConfigCache, open_cache
+from dagfleet.config import WorkflowConfig, validate_config
+from dagfleet.errors import ConfigApiError, DagfleetError, WorkflowConfigError
+from dagfleet.fsutil import read_json
+from dagfleet.settings import Settings
+
+log = logging.getLogger(__name__)
+
+JOIN_MARGIN = 0.25  # seconds granted on top of the parse timeout to a request that is finishing
+
+
+@dataclass(frozen=True)
+class Loaded:
+    config: WorkflowConfig
+    source: str  # "stored", "defaults", "cache", "api" or "last-known-good"
+
+
+def load_config(workflow_id: str, settings: Settings | None = None) -> WorkflowConfig:
+    """The validated config of ``workflow_id`` (see the module docstring for the order)."""
+    return load(workflow_id, settings).config
+
+
+def load(workflow_id: str, settings: Settings | None = None, *, cache: ConfigCache | None = None) -> Loaded:
+    settings = settings or Settings.from_env()
+    workflow_ids.validate(workflow_id)
+    stored_path = settings.config_path(workflow_id)
+    stored = read_json(stored_path)
+    if isinstance(stored, dict):
+        return Loaded(validate_config(workflow_id, stored), "stored")
+    if stored_path.exists():
+        log.warning("workflow %r: ignoring unreadable stored config %s", workflow_id, stored_path)
+    if not settings.api_url:
+        return Loaded(validate_config(workflow_id, {}), "defaults")
+
+    cache = cache or open_cache(settings)
+    entry = _cached(cache, workflow_id)
+    if entry is not None and entry.fresh(settings.cache_ttl):
+        return Loaded(validate_config(workflow_id, entry.config), "cache")
+    try:
+        raw = fetch_config(workflow_id, settings)
+    except DagfleetError as err:
+        if entry is None:
+            raise WorkflowConfigError(
+                f"workflow {workflow_id!r}: no config to build the DAG from: dagfleet sync stored none, "
+                f"nothing is cached and {err}"
+            ) from None
+        log.warning(
+            "workflow %r: %s; using the last known good config (cached %.0fs ago)",
+            workflow_id,
+            err,
+            entry.age(),
+        )
+        return Loaded(validate_config(workflow_id, entry.config), "last-known-good")
+    config = validate_config(workflow_id, raw)  # an invalid live config is an error, never cached
+    try:
+        cache.put(workflow_id, raw)
+    except DagfleetError as err:
+        log.warning("workflow %r: %s", workflow_id, err)
+    return Loaded(config, "api")
+
+
+def _cached(cache: ConfigCache, workflow_id: str) -> CacheEntry | None:
+    try:
+        return cache.get(workflow_id)
+    except DagfleetError as err:
+        log.warning("workflow %r: %s", workflow_id, err)
+        return None
+
+
+def parse_timeouts(settings: Settings) -> tuple[float, float]:
+    """(connect, read) timeouts whose sum stays within ``DAGFLEET_PARSE_TIMEOUT``."""
+    connect = min(settings.connect_timeout, settings.parse_timeout / 2)
+    read = min(settings.read_timeout, settings.parse_timeout - connect)
+    return connect, read
+
+
+def fetch_config(workflow_id: str, settings: Settings) -> dict[str, Any]:
+    """One ``GET /airflowconfigs/{id}``, abandoned after ``DAGFLEET_PARSE_TIMEOUT`` whatever happens."""
+    result: dict[str, Any] = {}
+
+    def run() -> None:
+        from dagfleet.client import ConfigClient  # requests: only needed on this path
+        from dagfleet.retry import retry_policy
+
+        try:
+            connect, read = parse_timeouts(settings)
+            client = ConfigClient(
+                settings.api_url or "",
+                settings.api_key,
+                connect_timeout=connect,
+                read_timeout=read,
+                retrying=retry_policy(1),
+            )
+            try:
+                result["config"] = client.get_config(workflow_id).config
+            finally:
+                client.close()
+        except DagfleetError as err:
+            result["error"] = err
+        except Exception as err:  # noqa: BLE001 - reported as one line, the parse goes on
+            result["error"] = ConfigApiError(f"config API request failed: {type(err).__name__}")
+
+    worker = threading.Thread(target=run, name=f"dagfleet-config-{workflow_id}", daemon=True)
+    worker.start()
+    worker.join(settings.parse_timeout + JOIN_MARGIN)
+    if worker.is_alive():
+        raise ConfigApiError(
+            f"config API at {settings.api_url} did not answer within {settings.parse_timeout:g}s "
+            "(DAGFLEET_PARSE_TIMEOUT)",
+            retryable=True,
+        )
+    if "error" in result:
+        raise result["error"]
+    config = result.get("config")
+    if not isinstance(config, dict):
+        raise ConfigApiError(f"config API sent no config for workflow {workflow_id!r}")
+    return config
