@@ -22,7 +22,9 @@ from pathlib import Path
 from types import FrameType
 
 BIN = Path(sys.executable).parent
-STOP_GRACE = 30.0
+# Airflow's components stop on SIGINT within seconds, but LocalExecutor workers ignore SIGINT
+# and SIGTERM once their parent is gone: whatever is left after the grace periods gets SIGKILL.
+STOP_SEQUENCE = ((signal.SIGINT, 8.0), (signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0))
 
 
 def log(message: str) -> None:
@@ -50,7 +52,7 @@ class Stack:
         return None
 
     def stop(self) -> None:
-        for sig, wait in ((signal.SIGINT, STOP_GRACE), (signal.SIGTERM, 10.0), (signal.SIGKILL, 5.0)):
+        for sig, wait in STOP_SEQUENCE:
             alive = [p for p in self.procs.values() if p.poll() is None or _group_alive(p.pid)]
             if not alive:
                 break
