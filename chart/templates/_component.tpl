@@ -1,0 +1,175 @@
+{{/*
+dagfleet.component: the Deployment of one Airflow component. The main container starts through
+the image's entrypoint (`dagfleet run -- <component>`: sync the DAGs once, then exec Airflow); an
+init container waits for the database migrations; with `watch` a native sidecar
+(`dagfleet watch`) keeps the DAG folder in step with the config API.
+Takes (dict
+  "root" $                       the root context
+  "component" "scheduler"        component name (resource suffix, label, container name)
+  "values" .Values.scheduler     replicas, resources, probes, scheduling
+  "args" (list "scheduler")      arguments handed to the entrypoint
+  "watch" true                   run the dag-sync sidecar
+  "ports" "<yaml list>"          containerPorts
+  "probes" "<yaml>"              startupProbe/livenessProbe/readinessProbe
+  "extraEnv" "<yaml list>"       component-specific env
+  "extraVolumes" "<yaml list>"   component-specific volumes
+  "extraMounts" "<yaml list>"    component-specific volumeMounts
+)
+*/}}
+{{- define "dagfleet.component" -}}
+{{- $root := .root }}
+{{- $v := .values }}
+{{- $labelArgs := dict "root" $root "component" .component }}
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: {{ include "dagfleet.fullname" $root }}-{{ .component }}
+  namespace: {{ $root.Release.Namespace }}
+  labels:
+    {{- include "dagfleet.componentLabels" $labelArgs | nindent 4 }}
+  annotations:
+    {{- include "dagfleet.imageCheckovSkips" $root.Values.image | nindent 4 }}
+    checkov.io/skip-sa-token: "CKV_K8S_38=Airflow launches task pods and reads their logs through the Kubernetes API (KubernetesPodOperator, KubernetesExecutor): it needs its ServiceAccount token"
+    {{- if not $root.Values.networkPolicy.enabled }}
+    checkov.io/skip-netpol: "CKV2_K8S_6=NetworkPolicies are opt-in (networkPolicy.enabled); the ingress-networkpolicy scenario covers them"
+    {{- end }}
+spec:
+  replicas: {{ $v.replicas }}
+  revisionHistoryLimit: 5
+  selector:
+    matchLabels:
+      {{- include "dagfleet.componentSelectorLabels" $labelArgs | nindent 6 }}
+  template:
+    metadata:
+      labels:
+        {{- include "dagfleet.componentLabels" $labelArgs | nindent 8 }}
+      annotations:
+        {{- include "dagfleet.checksums" $root | nindent 8 }}
+        {{- with $v.podAnnotations }}
+        {{- toYaml . | nindent 8 }}
+        {{- end }}
+    spec:
+      serviceAccountName: {{ include "dagfleet.serviceAccountName" $root }}
+      automountServiceAccountToken: true
+      securityContext:
+        {{- toYaml $root.Values.podSecurityContext | nindent 8 }}
+      {{- with $root.Values.imagePullSecrets }}
+      imagePullSecrets:
+        {{- toYaml . | nindent 8 }}
+      {{- end }}
+      terminationGracePeriodSeconds: 60
+      initContainers:
+        {{- if .watch }}
+        # Native sidecar (restartPolicy: Always): starts first, runs for the pod's lifetime,
+        # re-syncs every dagfleet.syncInterval seconds. No probes: `dagfleet watch` serves
+        # nothing, and a crash restarts it.
+        - name: dag-sync
+          image: {{ include "dagfleet.image" $root }}
+          imagePullPolicy: {{ $root.Values.image.pullPolicy }}
+          restartPolicy: Always
+          command: ["dumb-init", "--", "dagfleet", "watch"]
+          env:
+            {{- include "dagfleet.syncEnv" $root | nindent 12 }}
+          resources:
+            {{- toYaml $root.Values.dagfleet.watch.resources | nindent 12 }}
+          securityContext:
+            {{- include "dagfleet.containerSecurityContext" $root | nindent 12 }}
+          volumeMounts:
+            {{- include "dagfleet.syncVolumeMounts" $root | nindent 12 }}
+        {{- end }}
+        # Airflow refuses to start on an unmigrated database: wait for the migration Job.
+        - name: wait-for-migrations
+          image: {{ include "dagfleet.image" $root }}
+          imagePullPolicy: {{ $root.Values.image.pullPolicy }}
+          command: ["airflow", "db", "check-migrations", "--migration-wait-timeout={{ $root.Values.migrations.waitTimeout }}"]
+          env:
+            {{- include "dagfleet.airflowEnv" $root | nindent 12 }}
+            {{- include "dagfleet.airflowSecretEnv" $root | nindent 12 }}
+          envFrom:
+            {{- include "dagfleet.airflowEnvFrom" $root | nindent 12 }}
+          resources:
+            {{- toYaml $root.Values.migrations.resources | nindent 12 }}
+          securityContext:
+            {{- include "dagfleet.containerSecurityContext" $root | nindent 12 }}
+          volumeMounts:
+            - name: logs
+              mountPath: /opt/airflow/logs
+            - name: tmp
+              mountPath: /tmp
+            - name: airflow-secrets
+              mountPath: {{ include "dagfleet.airflowSecretsDir" $root }}
+              readOnly: true
+      containers:
+        - name: {{ .component }}
+          image: {{ include "dagfleet.image" $root }}
+          imagePullPolicy: {{ $root.Values.image.pullPolicy }}
+          # No command: the image's entrypoint (dumb-init -- dagfleet run --) syncs, then execs Airflow.
+          args:
+            {{- toYaml .args | nindent 12 }}
+          env:
+            {{- include "dagfleet.syncEnv" $root | nindent 12 }}
+            {{- include "dagfleet.airflowEnv" $root | nindent 12 }}
+            {{- include "dagfleet.airflowSecretEnv" $root | nindent 12 }}
+            {{- with .extraEnv }}
+            {{- . | nindent 12 }}
+            {{- end }}
+          envFrom:
+            {{- include "dagfleet.airflowEnvFrom" $root | nindent 12 }}
+          {{- with .ports }}
+          ports:
+            {{- . | nindent 12 }}
+          {{- end }}
+          {{- .probes | nindent 10 }}
+          resources:
+            {{- toYaml $v.resources | nindent 12 }}
+          securityContext:
+            {{- include "dagfleet.containerSecurityContext" $root | nindent 12 }}
+          volumeMounts:
+            {{- include "dagfleet.syncVolumeMounts" $root | nindent 12 }}
+            - name: airflow-secrets
+              mountPath: {{ include "dagfleet.airflowSecretsDir" $root }}
+              readOnly: true
+            {{- with .extraMounts }}
+            {{- . | nindent 12 }}
+            {{- end }}
+      volumes:
+        {{- include "dagfleet.syncVolumes" $root | nindent 8 }}
+        {{- include "dagfleet.airflowSecretsVolume" $root | nindent 8 }}
+        {{- with .extraVolumes }}
+        {{- . | nindent 8 }}
+        {{- end }}
+      {{- with $v.nodeSelector }}
+      nodeSelector:
+        {{- toYaml . | nindent 8 }}
+      {{- end }}
+      {{- with $v.affinity }}
+      affinity:
+        {{- toYaml . | nindent 8 }}
+      {{- end }}
+      {{- with $v.tolerations }}
+      tolerations:
+        {{- toYaml . | nindent 8 }}
+      {{- end }}
+{{- end }}
+
+{{/*
+dagfleet.probe: one probe from a handler (yaml) and the timings in values.
+Takes (dict "name" "livenessProbe" "handler" "<yaml>" "timings" .Values.x.livenessProbe).
+*/}}
+{{- define "dagfleet.probe" -}}
+{{ .name }}:
+  {{- .handler | nindent 2 }}
+  {{- toYaml .timings | nindent 2 }}
+{{- end }}
+
+{{/*
+dagfleet.jobsCheckProbes: startup/liveness/readiness probes running
+`airflow jobs check --job-type <type> --local` (is this pod's job heartbeating?).
+Takes (dict "jobType" "DagProcessorJob" "values" .Values.dagProcessor "readinessHandler" "<yaml or empty>").
+*/}}
+{{- define "dagfleet.jobsCheckProbes" -}}
+{{- $handler := printf "exec:\n  command: [\"airflow\", \"jobs\", \"check\", \"--job-type\", %q, \"--local\"]" .jobType }}
+{{ include "dagfleet.probe" (dict "name" "startupProbe" "handler" $handler "timings" .values.startupProbe) }}
+{{ include "dagfleet.probe" (dict "name" "livenessProbe" "handler" $handler "timings" .values.livenessProbe) }}
+{{ include "dagfleet.probe" (dict "name" "readinessProbe" "handler" (default $handler .readinessHandler) "timings" .values.readinessProbe) }}
+{{- end }}

@@ -1,0 +1,482 @@
+{{/*
+dagfleet.name: the chart name (or nameOverride), for the app.kubernetes.io/name label.
+Takes the root context.
+*/}}
+{{- define "dagfleet.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+dagfleet.fullname: the prefix of every resource name: fullnameOverride, else <release>-<name>,
+else <release> when the release name already contains the chart name. Cut to 40 characters so
+"<fullname>-<component suffix>" stays a valid DNS label. Takes the root context.
+*/}}
+{{- define "dagfleet.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 40 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 40 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 40 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/*
+dagfleet.chart: "<chart>-<version>" for the helm.sh/chart label. Takes the root context.
+*/}}
+{{- define "dagfleet.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+dagfleet.selectorLabels: the immutable labels a selector matches (name + instance).
+Takes the root context.
+*/}}
+{{- define "dagfleet.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "dagfleet.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{/*
+dagfleet.labels: the common labels of every object. Takes the root context.
+*/}}
+{{- define "dagfleet.labels" -}}
+helm.sh/chart: {{ include "dagfleet.chart" . }}
+{{ include "dagfleet.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: dagfleet
+{{- end }}
+
+{{/*
+dagfleet.componentSelectorLabels: selector labels plus app.kubernetes.io/component.
+Takes (dict "root" $ "component" "scheduler").
+*/}}
+{{- define "dagfleet.componentSelectorLabels" -}}
+{{ include "dagfleet.selectorLabels" .root }}
+app.kubernetes.io/component: {{ .component }}
+{{- end }}
+
+{{/*
+dagfleet.componentLabels: common labels plus app.kubernetes.io/component.
+Takes (dict "root" $ "component" "scheduler").
+*/}}
+{{- define "dagfleet.componentLabels" -}}
+{{ include "dagfleet.labels" .root }}
+app.kubernetes.io/component: {{ .component }}
+{{- end }}
+
+{{/*
+dagfleet.serviceAccountName: the ServiceAccount of the Airflow pods. Takes the root context.
+*/}}
+{{- define "dagfleet.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "dagfleet.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{/*
+dagfleet.podNamespace: where KubernetesPodOperator pods and workflow Secrets live.
+Takes the root context.
+*/}}
+{{- define "dagfleet.podNamespace" -}}
+{{- default .Release.Namespace .Values.podNamespace }}
+{{- end }}
+
+{{/*
+dagfleet.image: "<repository>@<digest>" or "<repository>:<tag or appVersion>".
+Takes the root context.
+*/}}
+{{- define "dagfleet.image" -}}
+{{- if .Values.image.digest }}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{- else }}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
+{{- end }}
+{{- end }}
+
+{{/*
+dagfleet.postgresqlImage: the bundled PostgreSQL image reference. Takes the root context.
+*/}}
+{{- define "dagfleet.postgresqlImage" -}}
+{{- with .Values.postgresql.image }}
+{{- if .digest }}
+{{- printf "%s@%s" .repository .digest }}
+{{- else }}
+{{- printf "%s:%s" .repository .tag }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* ---------- Secret names (bring your own, or the chart creates them) ---------- */}}
+
+{{/*
+dagfleet.configApiSecretName: the Secret holding the config API key: configApi.existingSecret,
+else the one the chart creates from configApi.apiKey. Takes the root context.
+*/}}
+{{- define "dagfleet.configApiSecretName" -}}
+{{- default (printf "%s-config-api" (include "dagfleet.fullname" .)) .Values.configApi.existingSecret }}
+{{- end }}
+
+{{/*
+dagfleet.configApiSecretKey: the key of the API key inside that Secret. Takes the root context.
+*/}}
+{{- define "dagfleet.configApiSecretKey" -}}
+{{- if .Values.configApi.existingSecret }}
+{{- .Values.configApi.existingSecretKey }}
+{{- else -}}
+api-key
+{{- end }}
+{{- end }}
+
+{{/*
+dagfleet.hasApiKey: "true" when an API key is configured (as a value or an existing Secret),
+else empty. Takes the root context.
+*/}}
+{{- define "dagfleet.hasApiKey" -}}
+{{- if or .Values.configApi.existingSecret .Values.configApi.apiKey }}true{{ end }}
+{{- end }}
+
+{{/*
+dagfleet.airflowSecretName: the Secret with fernet-key, jwt-secret and api-secret-key.
+Takes the root context.
+*/}}
+{{- define "dagfleet.airflowSecretName" -}}
+{{- default (printf "%s-airflow" (include "dagfleet.fullname" .)) .Values.airflow.existingSecret }}
+{{- end }}
+
+{{/*
+dagfleet.databaseSecretName: the Secret with the SQLAlchemy URL of the metadata database.
+Takes the root context.
+*/}}
+{{- define "dagfleet.databaseSecretName" -}}
+{{- if .Values.postgresql.enabled }}
+{{- printf "%s-postgresql" (include "dagfleet.fullname" .) }}
+{{- else }}
+{{- .Values.externalDatabase.existingSecret }}
+{{- end }}
+{{- end }}
+
+{{/*
+dagfleet.databaseSecretKey: the key of the SQLAlchemy URL inside that Secret. Takes the root context.
+*/}}
+{{- define "dagfleet.databaseSecretKey" -}}
+{{- if .Values.postgresql.enabled -}}
+connection
+{{- else }}
+{{- .Values.externalDatabase.existingSecretKey }}
+{{- end }}
+{{- end }}
+
+{{/*
+dagfleet.generatedSecret: the value of one key of a Secret the chart generates once: the value
+already in the cluster (lookup) when there is one, else `fresh`. `helm template` and
+--dry-run=client cannot look up, so they show a fresh value.
+Takes (dict "root" $ "name" "<secret name>" "key" "<key>" "fresh" "<new value>").
+*/}}
+{{- define "dagfleet.generatedSecret" -}}
+{{- $existing := lookup "v1" "Secret" .root.Release.Namespace .name }}
+{{- if and $existing $existing.data (hasKey $existing.data .key) }}
+{{- index $existing.data .key | b64dec }}
+{{- else }}
+{{- .fresh }}
+{{- end }}
+{{- end }}
+
+{{/* ---------- URLs ---------- */}}
+
+{{/*
+dagfleet.apiServerUrl: in-cluster base URL of the api-server Service. Takes the root context.
+*/}}
+{{- define "dagfleet.apiServerUrl" -}}
+{{- printf "http://%s-api-server.%s.svc:%d" (include "dagfleet.fullname" .) .Release.Namespace (int .Values.apiServer.service.port) }}
+{{- end }}
+
+{{/*
+dagfleet.configApiUrl: the config API the components read: the bundled reference server when
+enabled, else configApi.url (may be empty: static workflows only). Takes the root context.
+*/}}
+{{- define "dagfleet.configApiUrl" -}}
+{{- if .Values.referenceConfigApi.enabled }}
+{{- printf "http://%s-config-api.%s.svc:%d" (include "dagfleet.fullname" .) .Release.Namespace (int .Values.referenceConfigApi.port) }}
+{{- else }}
+{{- .Values.configApi.url | trimSuffix "/" }}
+{{- end }}
+{{- end }}
+
+{{/* ---------- Paths inside the containers ---------- */}}
+{{- define "dagfleet.dagsFolder" -}}/opt/airflow/dags{{- end }}
+{{- define "dagfleet.apiKeyFile" -}}/var/run/secrets/dagfleet/api-key{{- end }}
+{{- define "dagfleet.airflowSecretsDir" -}}/var/run/secrets/airflow{{- end }}
+{{- define "dagfleet.podTemplateFile" -}}/opt/airflow/pod_templates/pod_template_file.yaml{{- end }}
+
+{{/* ---------- Environment ---------- */}}
+
+{{/*
+dagfleet.syncEnv: the DAGFLEET_* variables (docs/reference.md) of every container that syncs
+DAGs. Only names the entrypoint accepts: the contract test checks them with `dagfleet check`.
+Takes the root context.
+*/}}
+{{- define "dagfleet.syncEnv" -}}
+- name: DAGFLEET_DAGS_FOLDER
+  value: {{ include "dagfleet.dagsFolder" . | quote }}
+{{- with include "dagfleet.configApiUrl" . }}
+- name: DAGFLEET_API_URL
+  value: {{ . | quote }}
+{{- end }}
+{{- if include "dagfleet.hasApiKey" . }}
+- name: DAGFLEET_API_KEY_FILE
+  value: {{ include "dagfleet.apiKeyFile" . | quote }}
+{{- end }}
+{{- with .Values.staticWorkflows }}
+- name: DAGFLEET_STATIC_WORKFLOWS
+  value: {{ join "," . | quote }}
+{{- end }}
+{{- with .Values.dagfleet }}
+- name: DAGFLEET_ALLOW_EMPTY
+  value: {{ .allowEmpty | toString | quote }}
+- name: DAGFLEET_SYNC_INTERVAL
+  value: {{ .syncInterval | toString | quote }}
+- name: DAGFLEET_CONNECT_TIMEOUT
+  value: {{ .connectTimeout | toString | quote }}
+- name: DAGFLEET_READ_TIMEOUT
+  value: {{ .readTimeout | toString | quote }}
+- name: DAGFLEET_RETRIES
+  value: {{ .retries | toString | quote }}
+{{- if .cacheUrl }}
+- name: DAGFLEET_CACHE_URL
+  value: {{ .cacheUrl | quote }}
+{{- end }}
+- name: DAGFLEET_CACHE_TTL
+  value: {{ .cacheTtl | toString | quote }}
+- name: DAGFLEET_PARSE_TIMEOUT
+  value: {{ .parseTimeout | toString | quote }}
+- name: DAGFLEET_LOG_LEVEL
+  value: {{ .logLevel | quote }}
+{{- end }}
+{{- end }}
+
+{{/*
+dagfleet.airflowEnv: the non-secret Airflow settings shared by every Airflow container, task
+pods included. Takes the root context.
+*/}}
+{{- define "dagfleet.airflowEnv" -}}
+- name: AIRFLOW_HOME
+  value: /opt/airflow
+- name: AIRFLOW__CORE__EXECUTOR
+  value: {{ .Values.executor | quote }}
+- name: AIRFLOW__CORE__LOAD_EXAMPLES
+  value: "False"
+- name: AIRFLOW__CORE__DAGS_FOLDER
+  value: {{ include "dagfleet.dagsFolder" . | quote }}
+# Tasks (LocalExecutor children, KubernetesExecutor pods) talk to the api-server's execution API.
+- name: AIRFLOW__CORE__EXECUTION_API_SERVER_URL
+  value: {{ printf "%s/execution/" (include "dagfleet.apiServerUrl" .) | quote }}
+# Pod IPs, not pod names, identify hosts: the api-server fetches task logs from <ip>:8793.
+- name: AIRFLOW__CORE__HOSTNAME_CALLABLE
+  value: airflow.utils.net.get_host_ip_address
+- name: AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK
+  value: "True"
+# KubernetesPodOperator tasks without an explicit namespace launch their pods here.
+- name: AIRFLOW_CONN_KUBERNETES_DEFAULT
+  value: {{ dict "conn_type" "kubernetes" "extra" (dict "in_cluster" true "namespace" (include "dagfleet.podNamespace" .)) | toJson | quote }}
+{{- if eq .Values.executor "KubernetesExecutor" }}
+- name: AIRFLOW__KUBERNETES_EXECUTOR__NAMESPACE
+  value: {{ .Release.Namespace | quote }}
+- name: AIRFLOW__KUBERNETES_EXECUTOR__POD_TEMPLATE_FILE
+  value: {{ include "dagfleet.podTemplateFile" . | quote }}
+- name: AIRFLOW__KUBERNETES_EXECUTOR__DELETE_WORKER_PODS
+  value: {{ .Values.workers.deletePods | ternary "True" "False" | quote }}
+{{- end }}
+{{- with .Values.airflow.extraEnv }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
+
+{{/*
+dagfleet.airflowSecretEnv: the secret Airflow settings, read from mounted files through
+Airflow's `_CMD` variants so no secret sits in an environment variable. Needs the
+airflow-secrets volume (dagfleet.airflowSecretsVolume). Takes the root context.
+*/}}
+{{- define "dagfleet.airflowSecretEnv" -}}
+{{- $dir := include "dagfleet.airflowSecretsDir" . }}
+- name: AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_CMD
+  value: {{ printf "cat %s/sql-alchemy-conn" $dir | quote }}
+- name: AIRFLOW__CORE__FERNET_KEY_CMD
+  value: {{ printf "cat %s/fernet-key" $dir | quote }}
+- name: AIRFLOW__API__SECRET_KEY_CMD
+  value: {{ printf "cat %s/api-secret-key" $dir | quote }}
+- name: AIRFLOW__API_AUTH__JWT_SECRET_CMD
+  value: {{ printf "cat %s/jwt-secret" $dir | quote }}
+{{- end }}
+
+{{/*
+dagfleet.airflowEnvFrom: the ConfigMap of airflow.config settings. Takes the root context.
+*/}}
+{{- define "dagfleet.airflowEnvFrom" -}}
+- configMapRef:
+    name: {{ include "dagfleet.fullname" . }}-airflow-config
+{{- end }}
+
+{{/* ---------- Volumes ---------- */}}
+
+{{/*
+dagfleet.airflowSecretsVolume: one projected volume with the database URL and Airflow's keys.
+Takes the root context.
+*/}}
+{{- define "dagfleet.airflowSecretsVolume" -}}
+- name: airflow-secrets
+  projected:
+    defaultMode: 0440
+    sources:
+      - secret:
+          name: {{ include "dagfleet.airflowSecretName" . }}
+          items:
+            - key: fernet-key
+              path: fernet-key
+            - key: jwt-secret
+              path: jwt-secret
+            - key: api-secret-key
+              path: api-secret-key
+      - secret:
+          name: {{ include "dagfleet.databaseSecretName" . }}
+          items:
+            - key: {{ include "dagfleet.databaseSecretKey" . }}
+              path: sql-alchemy-conn
+{{- end }}
+
+{{/*
+dagfleet.syncVolumes: the volumes of a pod that syncs DAGs: the DAG folder, logs, /tmp and the
+config API key. Takes the root context.
+*/}}
+{{- define "dagfleet.syncVolumes" -}}
+- name: dags
+  emptyDir: {}
+- name: logs
+  emptyDir: {}
+- name: tmp
+  emptyDir: {}
+{{- if include "dagfleet.hasApiKey" . }}
+- name: config-api-key
+  secret:
+    secretName: {{ include "dagfleet.configApiSecretName" . }}
+    defaultMode: 0440
+    items:
+      - key: {{ include "dagfleet.configApiSecretKey" . }}
+        path: api-key
+{{- end }}
+{{- end }}
+
+{{/*
+dagfleet.syncVolumeMounts: the mounts that go with dagfleet.syncVolumes. Takes the root context.
+*/}}
+{{- define "dagfleet.syncVolumeMounts" -}}
+- name: dags
+  mountPath: {{ include "dagfleet.dagsFolder" . }}
+- name: logs
+  mountPath: /opt/airflow/logs
+- name: tmp
+  mountPath: /tmp
+{{- if include "dagfleet.hasApiKey" . }}
+- name: config-api-key
+  mountPath: {{ include "dagfleet.apiKeyFile" . | dir }}
+  readOnly: true
+{{- end }}
+{{- end }}
+
+{{/* ---------- Pod parts ---------- */}}
+
+{{/*
+dagfleet.containerSecurityContext: the container securityContext. Takes the root context.
+*/}}
+{{- define "dagfleet.containerSecurityContext" -}}
+{{ toYaml .Values.securityContext }}
+{{- end }}
+
+{{/*
+dagfleet.checksums: pod annotations that roll the pods when a ConfigMap or Secret the chart
+renders changes. Secrets given as existing ones are not tracked. Takes the root context.
+*/}}
+{{- define "dagfleet.checksums" -}}
+checksum/airflow-config: {{ include (print .Template.BasePath "/airflow-config.yaml") . | sha256sum }}
+checksum/secrets: {{ include (print .Template.BasePath "/secrets.yaml") . | sha256sum }}
+{{- end }}
+
+{{/*
+dagfleet.imageCheckovSkips: checkov skips for image pinning, rendered only when they apply (no
+digest; a pull policy other than Always). A skip value is "<check>=<reason>": no other "=". Takes (dict "digest" "<digest>" "pullPolicy" "<policy>").
+*/}}
+{{- define "dagfleet.imageCheckovSkips" -}}
+{{- if not .digest }}
+checkov.io/skip-image-digest: "CKV_K8S_43=Images are pinned by tag by default; set image.digest to pin by digest"
+{{- end }}
+{{- if ne .pullPolicy "Always" }}
+checkov.io/skip-pull-policy: "CKV_K8S_15=Release tags are immutable, IfNotPresent avoids a registry round trip per pod start; set the pullPolicy to Always to change it"
+{{- end }}
+{{- end }}
+
+{{/*
+dagfleet.migrateMounts: the mounts of the migration containers (no DAGs). Takes the root context.
+*/}}
+{{- define "dagfleet.migrateMounts" -}}
+- name: logs
+  mountPath: /opt/airflow/logs
+- name: tmp
+  mountPath: /tmp
+- name: airflow-secrets
+  mountPath: {{ include "dagfleet.airflowSecretsDir" . }}
+  readOnly: true
+{{- end }}
+
+{{/*
+dagfleet.workerPod: the KubernetesExecutor pod template (a Pod manifest). Takes the root context.
+*/}}
+{{- define "dagfleet.workerPod" -}}
+apiVersion: v1
+kind: Pod
+metadata:
+  name: placeholder-name
+  namespace: {{ .Release.Namespace }}
+  labels:
+    {{- include "dagfleet.componentLabels" (dict "root" . "component" "worker") | nindent 4 }}
+  annotations:
+    {{- include "dagfleet.imageCheckovSkips" .Values.image | nindent 4 }}
+    checkov.io/skip-sa-token: "CKV_K8S_38=Tasks launch KubernetesPodOperator pods through the Kubernetes API with this token"
+    checkov.io/skip-probes-liveness: "CKV_K8S_8=A task pod runs one task to completion: nothing to probe"
+    checkov.io/skip-probes-readiness: "CKV_K8S_9=A task pod serves nothing: nothing to probe"
+    {{- if not .Values.networkPolicy.enabled }}
+    checkov.io/skip-netpol: "CKV2_K8S_6=NetworkPolicies are opt-in (networkPolicy.enabled); the ingress-networkpolicy scenario covers them"
+    {{- end }}
+spec:
+  serviceAccountName: {{ include "dagfleet.serviceAccountName" . }}
+  automountServiceAccountToken: true
+  restartPolicy: Never
+  securityContext:
+    {{- toYaml .Values.podSecurityContext | nindent 4 }}
+  {{- with .Values.imagePullSecrets }}
+  imagePullSecrets:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  containers:
+    - name: base
+      image: {{ include "dagfleet.image" . }}
+      imagePullPolicy: {{ .Values.image.pullPolicy }}
+      env:
+        {{- include "dagfleet.syncEnv" . | nindent 8 }}
+        {{- include "dagfleet.airflowEnv" . | nindent 8 }}
+      envFrom:
+        {{- include "dagfleet.airflowEnvFrom" . | nindent 8 }}
+      resources:
+        {{- toYaml .Values.workers.resources | nindent 8 }}
+      securityContext:
+        {{- include "dagfleet.containerSecurityContext" . | nindent 8 }}
+      volumeMounts:
+        {{- include "dagfleet.syncVolumeMounts" . | nindent 8 }}
+  volumes:
+    {{- include "dagfleet.syncVolumes" . | nindent 4 }}
+{{- end }}
