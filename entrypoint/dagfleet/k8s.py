@@ -40,6 +40,10 @@ def parse_secret_specs(specs: Iterable[Any], owner: str = "pod") -> list[SecretS
 
 
 def to_secret(spec: SecretSpec) -> Secret:
+    """A volume secret with a ``key`` mounts only that key, as the file ``<mount path>/<key>``."""
+    if spec.deploy_type == "volume" and spec.key is not None:
+        items = [k8s.V1KeyToPath(key=spec.key, path=spec.key)]
+        return Secret(spec.deploy_type, spec.deploy_target, spec.secret, spec.key, items=items)
     return Secret(spec.deploy_type, spec.deploy_target, spec.secret, spec.key)
 
 
