@@ -1,0 +1,87 @@
+"""Image tests: build the image once per session and serve the reference config API to containers.
+
+Every test marked ``docker`` needs a Docker engine. Without one they are skipped with one line,
+except under CI (``CI=true``), where they must run and therefore fail instead. The image is built
+with ``make image`` (cached layers make a rebuild take seconds), tagged ``$DAGFLEET_TEST_IMAGE``
+(default ``dagfleet:dev``, the tag ``make image`` uses).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+from imagekit import BUILD_TIMEOUT, IMAGE_TAG, ON_CI, REPO, HostConfigApi, bridge_ip, docker, docker_problem
+
+WORKFLOWS = ("smoke_one", "smoke-two", "smoke.three")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    here = Path(__file__).parent
+    for item in items:
+        if item.get_closest_marker("docker") and here in Path(item.path).parents:
+            item.add_marker(pytest.mark.timeout(BUILD_TIMEOUT))  # the first one may build the base
+
+
+@pytest.fixture(autouse=True)
+def _docker_or_skip(request: pytest.FixtureRequest) -> None:
+    """One skip reason, raised from one place, so `-ra` folds it into one line."""
+    if request.node.get_closest_marker("docker") is None:
+        return
+    problem = docker_problem()
+    if problem is None:
+        return
+    message = f"image tests need a Docker engine: {problem} (as root: bash .ci/docker.sh)"
+    if ON_CI:
+        pytest.fail(f"{message}; CI=true, so they must run", pytrace=False)
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def image() -> str:
+    """Build (or refresh from cache) the image with `make image`; returns its tag."""
+    env = {k: v for k, v in os.environ.items() if k not in {"MAKEFLAGS", "MAKELEVEL", "MFLAGS"}}
+    started = time.monotonic()
+    result = subprocess.run(
+        ["make", "-C", str(REPO), "--no-print-directory", "image", f"IMAGE={IMAGE_TAG}"],
+        capture_output=True,
+        text=True,
+        timeout=BUILD_TIMEOUT,
+        env=env,
+        check=False,
+    )
+    if result.returncode != 0:
+        tail = "\n".join((result.stdout + result.stderr).strip().splitlines()[-40:])
+        pytest.fail(f"make image failed ({result.returncode}):\n{tail}", pytrace=False)
+    summary = [line for line in result.stderr.splitlines() if line.startswith("image: built")]
+    print(f"{summary[-1] if summary else 'image built'} (make image: {time.monotonic() - started:.0f} s)")
+    return IMAGE_TAG
+
+
+@pytest.fixture(scope="session")
+def image_config(image: str) -> dict[str, object]:
+    """`.Config` of `docker image inspect`."""
+    return json.loads(docker("image", "inspect", image).stdout)[0]["Config"]
+
+
+@pytest.fixture(scope="session")
+def config_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HostConfigApi]:
+    from dagfleet.server import make_server
+
+    path = tmp_path_factory.mktemp("config-api") / "workflows.yaml"
+    path.write_text(yaml.safe_dump({"workflows": {workflow: {} for workflow in WORKFLOWS}}))
+    api_key = "dfk-" + secrets.token_hex(12)
+    server = make_server(path, bridge_ip(), 0, api_key, "objects")
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield HostConfigApi(f"http://host.docker.internal:{server.server_port}", api_key, WORKFLOWS)
+    server.shutdown()
+    server.server_close()
