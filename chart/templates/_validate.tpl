@@ -37,6 +37,11 @@ dagfleet.validate: fails the render with a message a user can act on when values
 {{- fail (printf "%q is in both workflowSecrets and existingWorkflowSecrets: the chart would overwrite an existing Secret" .) }}
 {{- end }}
 {{- end }}
+{{- range $v.airflow.extraEnv }}
+{{- if hasPrefix "DAGFLEET_" .name }}
+{{- fail (printf "airflow.extraEnv: %s is a dagfleet setting; set it through the `dagfleet` values so the chart can check it against docs/reference.md" .name) }}
+{{- end }}
+{{- end }}
 {{- range $section, $settings := $v.airflow.config }}
 {{- range $key, $_ := $settings }}
 {{- $lower := lower (printf "%s.%s" $section $key) }}
