@@ -24,18 +24,33 @@ from imagekit import BUILD_TIMEOUT, IMAGE_TAG, ON_CI, REPO, HostConfigApi, bridg
 WORKFLOWS = ("smoke_one", "smoke-two", "smoke.three")
 
 
+_skipped: list[str] = []  # "<count> tests: <reason>", reported as one line at the end
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Without Docker (and not on CI) set the image tests aside, to report them in one line."""
     here = Path(__file__).parent
-    for item in items:
-        if item.get_closest_marker("docker") and here in Path(item.path).parents:
-            item.add_marker(pytest.mark.timeout(BUILD_TIMEOUT))  # the first one may build the base
-
-
-@pytest.fixture(autouse=True)
-def _docker_or_skip(request: pytest.FixtureRequest) -> None:
-    """One skip reason, raised from one place, so `-ra` folds it into one line."""
-    if request.node.get_closest_marker("docker") is None:
+    ours = [item for item in items if item.get_closest_marker("docker") and here in Path(item.path).parents]
+    if not ours:
         return
+    problem = docker_problem()
+    if problem is None or ON_CI:  # on CI the `docker_engine` fixture fails them instead
+        for item in ours:
+            item.add_marker(pytest.mark.timeout(BUILD_TIMEOUT))  # the first one may build the base image
+        return
+    items[:] = [item for item in items if item not in ours]
+    config.hook.pytest_deselected(items=ours)
+    _skipped.append(f"{len(ours)} image tests: no Docker engine ({problem}); as root: bash .ci/docker.sh")
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    for line in _skipped:
+        terminalreporter.write_line(f"SKIPPED {line}", yellow=True)
+
+
+@pytest.fixture(scope="session")
+def docker_engine() -> None:
+    """Skip (fail under CI) when there is no Docker engine: one reason from one place, one `-ra` line."""
     problem = docker_problem()
     if problem is None:
         return
@@ -46,7 +61,7 @@ def _docker_or_skip(request: pytest.FixtureRequest) -> None:
 
 
 @pytest.fixture(scope="session")
-def image() -> str:
+def image(docker_engine: None) -> str:
     """Build (or refresh from cache) the image with `make image`; returns its tag."""
     env = {k: v for k, v in os.environ.items() if k not in {"MAKEFLAGS", "MAKELEVEL", "MFLAGS"}}
     started = time.monotonic()
