@@ -38,6 +38,10 @@ if [ -n "$(git status --porcelain -- Dockerfile .dockerignore pyproject.toml req
   revision="${revision}-dirty"
 fi
 
+# The commit time, not the build time: an unchanged tree rebuilds to the same image (full cache hit).
+created="$(TZ=UTC0 git log -1 --format=%cd --date=format-local:%Y-%m-%dT%H:%M:%SZ 2>/dev/null || true)"
+created="${created:-$(date -u +%Y-%m-%dT%H:%M:%SZ)}"
+
 start=${SECONDS}
 log "building ${IMAGE} FROM ${AIRFLOW_IMAGE}"
 # shellcheck disable=SC2086  # DOCKER_BUILD_ARGS is a list of words on purpose
@@ -45,9 +49,12 @@ docker build \
   --build-arg "AIRFLOW_IMAGE=${AIRFLOW_IMAGE}" \
   --build-arg "VERSION=${version}" \
   --build-arg "REVISION=${revision}" \
-  --build-arg "CREATED=$(date -u +%Y-%m-%dT%H:%M:%SZ)" \
+  --build-arg "CREATED=${created}" \
   ${DOCKER_BUILD_ARGS:-} \
   -t "${IMAGE}" .
+
+# Earlier builds of this project left untagged: drop them (only ours, by label).
+docker image prune -f --filter "label=org.opencontainers.image.title=dagfleet" >/dev/null || true
 
 size() { docker image inspect -f '{{ .Size }}' "$1"; }
 total=$(size "${IMAGE}")

@@ -134,6 +134,7 @@ rm -rf "${R}/tmp/uv" "${R}/tmp/base.lock" "${R}/tmp/uv-cache" "${R}/root/.cache"
 
 # 3. Import as an image with the official image's runtime settings.
 log "importing into Docker as ${BASE_IMAGE}"
+previous="$(docker image inspect -f '{{ .Id }}' "${BASE_IMAGE}" 2>/dev/null || true)"
 tar -C "${R}" --numeric-owner -c . | docker import \
   -c "ENV PATH=/home/airflow/.local/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" \
   -c "ENV LANG=C.UTF-8 LC_ALL=C.UTF-8" \
@@ -150,5 +151,8 @@ tar -C "${R}" --numeric-owner -c . | docker import \
   -c "LABEL org.opencontainers.image.version=${AIRFLOW_VERSION}" \
   - "${BASE_IMAGE}" >/dev/null
 
+if [ -n "${previous}" ]; then
+  docker rmi "${previous}" >/dev/null 2>&1 || true  # kept while images built on it exist
+fi
 size_mb=$(( $(docker image inspect -f '{{ .Size }}' "${BASE_IMAGE}") / 1000000 ))
 log "built ${BASE_IMAGE} (${size_mb} MB) in $(( SECONDS - start )) s"
