@@ -351,7 +351,7 @@ class WorkflowConfig(_Model):
     schedule: Annotated[str | timedelta | None, BeforeValidator(_schedule)] = None
     start_date: Annotated[datetime, BeforeValidator(_start_date)] = DEFAULT_START_DATE
     catchup: bool = False
-    max_active_runs: int = Field(default=16, ge=1, le=1000)
+    max_active_runs: int | None = Field(default=None, ge=1, le=1000)  # None: Airflow's default
     tags: list[str] = Field(default_factory=list, max_length=50)
     default_args: DefaultArgs = Field(default_factory=DefaultArgs)
     params: dict[str, Param] = Field(default_factory=dict)

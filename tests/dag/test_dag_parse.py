@@ -67,6 +67,8 @@ def test_structure_matches_the_config(examples: Any, workflow_id: str) -> None:
     assert dag.schedule == config.schedule
     assert dag.start_date == config.start_date
     assert dag.catchup == config.catchup
+    if config.max_active_runs is not None:
+        assert dag.max_active_runs == config.max_active_runs
     assert set(dag.tags) == {"dagfleet", *config.tags}
     assert dag.default_args["retries"] == config.default_args.retries
     assert dag.default_args["retry_delay"] == config.default_args.retry_delay
