@@ -156,7 +156,7 @@ Takes the root context.
 */}}
 {{- define "dagfleet.databaseSecretName" -}}
 {{- if .Values.postgresql.enabled }}
-{{- printf "%s-postgresql" (include "dagfleet.fullname" .) }}
+{{- default (printf "%s-postgresql" (include "dagfleet.fullname" .)) .Values.postgresql.existingSecret }}
 {{- else }}
 {{- .Values.externalDatabase.existingSecret }}
 {{- end }}

@@ -1,0 +1,126 @@
+"""values.schema.json: values.yaml and every scenario satisfy it; bad values fail with a clear message."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import jsonschema
+import pytest
+import yaml
+from chartkit import CHART_DIR, SCENARIOS, HelmFailedError, render_chart, scenario_file
+
+SCHEMA = json.loads((CHART_DIR / "values.schema.json").read_text())
+DEFAULTS = yaml.safe_load((CHART_DIR / "values.yaml").read_text())
+
+
+def merged(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """Helm's merge of a values file onto the defaults (maps merge, everything else replaces)."""
+    out = dict(base)
+    for key, value in override.items():
+        out[key] = merged(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+class TestSchemaItself:
+    def test_is_a_valid_draft7_schema(self) -> None:
+        jsonschema.Draft7Validator.check_schema(SCHEMA)
+
+    def test_values_yaml_satisfies_it(self) -> None:
+        jsonschema.Draft7Validator(SCHEMA).validate(DEFAULTS)
+
+    @pytest.mark.parametrize("scenario", SCENARIOS)
+    def test_scenarios_satisfy_it(self, scenario: str) -> None:
+        values = merged(DEFAULTS, yaml.safe_load(scenario_file(scenario).read_text()))
+        jsonschema.Draft7Validator(SCHEMA).validate(values)
+
+    def test_owned_objects_reject_unknown_keys(self) -> None:
+        """Every object the chart defines says additionalProperties: false (free-form ones excepted)."""
+        free_form = {
+            "global", "podSecurityContext", "securityContext", "affinity", "workflows", "config", "nodeSelector",
+            "podAnnotations", "annotations", "data", "items", "requests", "limits",
+        }  # fmt: skip
+
+        def walk(node: Any, path: str) -> list[str]:
+            missing = []
+            if isinstance(node, dict):
+                if node.get("type") == "object" and "properties" in node and node.get("additionalProperties") is not False:
+                    missing.append(path)
+                for key, child in node.items():
+                    if key in free_form and isinstance(child, dict) and "properties" not in child:
+                        continue
+                    missing += walk(child, f"{path}/{key}")
+            return missing
+
+        assert walk(SCHEMA, "") == []
+
+    def test_every_value_has_a_description(self) -> None:
+        def walk(node: Any, path: str) -> list[str]:
+            missing = []
+            for key, child in (node.get("properties") or {}).items():
+                if "description" not in child and "$ref" not in child:
+                    missing.append(f"{path}.{key}")
+                missing += walk(child, f"{path}.{key}")
+            return missing
+
+        assert walk(SCHEMA, "") == []
+
+
+BAD_VALUES = [
+    pytest.param({"executor": "CeleryExecutor"}, "value must be one of 'LocalExecutor', 'KubernetesExecutor'", id="executor-enum"),
+    pytest.param({"unknownKey": 1}, "additional properties 'unknownKey' not allowed", id="unknown-top-level-key"),
+    pytest.param({"scheduler": {"replica": 2}}, "additional properties 'replica' not allowed", id="typo-in-component"),
+    pytest.param({"scheduler": {"replicas": "two"}}, "at '/scheduler/replicas': got string, want integer", id="wrong-type"),
+    pytest.param({"configApi": {"url": "config.example.com"}}, "at '/configApi/url'", id="url-without-scheme"),
+    pytest.param({"dagfleet": {"logLevel": "LOUD"}}, "at '/dagfleet/logLevel': value must be one of", id="log-level"),
+    pytest.param({"dagfleet": {"syncInterval": 0}}, "at '/dagfleet/syncInterval'", id="sync-interval-zero"),
+    pytest.param({"dagfleet": {"retries": 0}}, "at '/dagfleet/retries'", id="retries-zero"),
+    pytest.param({"dagfleet": {"cacheUrl": "memcached://x"}}, "at '/dagfleet/cacheUrl'", id="cache-url"),
+    pytest.param({"staticWorkflows": ["bad id!"]}, "at '/staticWorkflows/0'", id="workflow-id"),
+    pytest.param({"apiServer": {"service": {"type": "Ingress"}}}, "at '/apiServer/service/type'", id="service-type"),
+    pytest.param({"image": {"digest": "md5:abc"}}, "at '/image/digest'", id="digest"),
+    pytest.param({"image": {"pullPolicy": "Sometimes"}}, "at '/image/pullPolicy'", id="pull-policy"),
+    pytest.param({"workflowSecrets": [{"name": "creds"}]}, "missing property 'data'", id="secret-without-data"),
+    pytest.param({"workflowSecrets": [{"name": "Bad_Name", "data": {}}]}, "at '/workflowSecrets/0/name'", id="secret-name"),
+    pytest.param({"podNamespace": "Bad_NS"}, "at '/podNamespace'", id="namespace"),
+    pytest.param({"apiServer": {"resources": {"limits": {"cpu": "lots"}}}}, "at '/apiServer/resources/limits/cpu'", id="quantity"),
+    pytest.param({"dagProcessor": {"livenessProbe": {"periodSeconds": 0}}}, "at '/dagProcessor/livenessProbe/periodSeconds'", id="probe"),
+    pytest.param({"postgresql": {"persistence": {"accessModes": ["ReadWriteAlways"]}}}, "at '/postgresql/persistence/accessModes/0'", id="access-mode"),
+    pytest.param({"airflow": {"config": {"Core": {"x": "1"}}}}, "at '/airflow/config': additional properties 'Core' not allowed", id="config-section-case"),
+    pytest.param({"podDisruptionBudget": {"maxUnavailable": "half"}}, "at '/podDisruptionBudget/maxUnavailable'", id="pdb"),
+]  # fmt: skip
+
+BAD_COMBINATIONS = [
+    pytest.param({"configApi": {"url": ""}}, "no workflow source: set configApi.url", id="no-source"),
+    pytest.param({"referenceConfigApi": {"enabled": True}}, "pick the external config API", id="two-sources"),
+    pytest.param({"configApi": {"apiKey": "k", "existingSecret": "s"}}, "keep the key in one place", id="two-keys"),
+    pytest.param({"configApi": {"url": "", "apiKey": "k"}, "staticWorkflows": ["a"]}, "a config API key is set but no config API", id="key-without-api"),
+    pytest.param({"postgresql": {"enabled": False}}, "postgresql.enabled=false needs externalDatabase.existingSecret", id="no-database"),
+    pytest.param({"externalDatabase": {"existingSecret": "db"}}, "set postgresql.enabled=false", id="two-databases"),
+    pytest.param({"apiServer": {"ingress": {"enabled": True}}}, "needs at least one entry in apiServer.ingress.hosts", id="ingress-without-hosts"),
+    pytest.param({"workflowSecrets": [{"name": "a", "data": {}}, {"name": "a", "data": {}}]}, 'the name "a" appears twice', id="duplicate-secret"),
+    pytest.param({"workflowSecrets": [{"name": "a", "data": {}}], "existingWorkflowSecrets": ["a"]}, "would overwrite an existing Secret", id="secret-overlap"),
+    pytest.param({"airflow": {"config": {"core": {"fernet_key": "x"}}}}, "airflow.config.core.fernet_key is managed by the chart", id="managed-setting"),
+    pytest.param({"airflow": {"extraEnv": [{"name": "DAGFLEET_SYNC_INTERVAL", "value": "5"}]}}, "DAGFLEET_SYNC_INTERVAL is a dagfleet setting", id="dagfleet-env"),
+]  # fmt: skip
+
+
+@pytest.mark.helm
+class TestRejectedValues:
+    @pytest.mark.parametrize(("values", "message"), BAD_VALUES)
+    def test_schema_rejects(self, values: dict[str, Any], message: str) -> None:
+        with pytest.raises(HelmFailedError) as err:
+            render_chart(values)
+        assert "values don't meet the specifications of the schema" in err.value.stderr
+        assert message in err.value.stderr
+
+    @pytest.mark.parametrize(("values", "message"), BAD_COMBINATIONS)
+    def test_template_rejects(self, values: dict[str, Any], message: str) -> None:
+        with pytest.raises(HelmFailedError) as err:
+            render_chart(values)
+        assert message in err.value.stderr
+
+    def test_schema_errors_do_not_echo_secret_values(self) -> None:
+        with pytest.raises(HelmFailedError) as err:
+            render_chart({"configApi": {"apiKey": 12345678}})
+        assert "at '/configApi/apiKey'" in err.value.stderr
