@@ -29,6 +29,7 @@ if ! command -v dockerd >/dev/null 2>&1; then
 fi
 
 if ! pgrep -x dockerd >/dev/null 2>&1; then
+  rm -f /var/run/docker.pid  # left by a dockerd that did not stop cleanly: it would refuse to start
   log "starting dockerd in the background (log: ${LOG_DIR}/dockerd.log)"
   # setsid: dockerd must survive the shell that started it.
   setsid dockerd >"${LOG_DIR}/dockerd.log" 2>&1 </dev/null &
