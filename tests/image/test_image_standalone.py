@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from imagekit import DAG_FOLDER, Container, HostConfigApi, http_ok, json_line, processes, start_container
+from imagekit import DAG_FOLDER, REPO, Container, HostConfigApi, http_ok, json_line, processes, start_container
 
 pytestmark = pytest.mark.docker
 
@@ -44,6 +44,8 @@ def test_one_dag_file_per_workflow(standalone: Container, config_api: HostConfig
     assert listing.returncode == 0, listing.stderr
     dag_files = {name for name in listing.stdout.split() if name.endswith(".py")}
     assert dag_files == {f"{workflow}-mydag.py" for workflow in config_api.workflows}
+    copy = standalone.exec("cat", f"{DAG_FOLDER}/{config_api.workflows[0]}-mydag.py")
+    assert copy.stdout == (REPO / "dags" / "mydag.py").read_text(), "the image does not bake the current base DAG"
 
 
 def test_airflow_lists_every_dag_without_import_errors(standalone: Container, config_api: HostConfigApi) -> None:
