@@ -36,6 +36,7 @@ def test_base_dag_is_short_and_names_its_heavy_imports() -> None:
     assert len(code) < 20
     # The DAG processor pre-imports only top-level `airflow.*` imports found in the file itself.
     assert "\nimport airflow.providers.cncf.kubernetes.operators.pod" in source
+    assert "\nimport airflow.sdk.definitions.decorators" in source
     assert "\nfrom airflow.sdk import DAG" in source
     assert "build_dag(__file__)" in source
 
