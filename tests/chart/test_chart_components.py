@@ -241,7 +241,9 @@ class TestApiServerDeployment:
         assert jmespath.search("volumes[?name=='auth'].emptyDir", pod_spec(doc)) == [{}]
 
     def test_base_url(self) -> None:
-        env = env_of(container(deployment("api-server", {"apiServer": {"baseUrl": "https://af.example"}}), "api-server"))
+        env = env_of(
+            container(deployment("api-server", {"apiServer": {"baseUrl": "https://af.example"}}), "api-server")
+        )
         assert env["AIRFLOW__API__BASE_URL"] == "https://af.example"
         assert "AIRFLOW__API__BASE_URL" not in env_of(container(deployment("api-server"), "api-server"))
 
@@ -306,7 +308,9 @@ class TestScheduler:
 
 
 class TestDagProcessorAndTriggerer:
-    @pytest.mark.parametrize(("component", "job_type"), [("dag-processor", "DagProcessorJob"), ("triggerer", "TriggererJob")])
+    @pytest.mark.parametrize(
+        ("component", "job_type"), [("dag-processor", "DagProcessorJob"), ("triggerer", "TriggererJob")]
+    )
     def test_liveness_checks_the_local_job(self, component: str, job_type: str) -> None:
         main = container(deployment(component), component)
         expected = ["airflow", "jobs", "check", "--job-type", job_type, "--local"]

@@ -34,7 +34,9 @@ class TestScenario:
         assert {"Deployment", "Service", "ConfigMap", "Job", "ServiceAccount", "Pod"} <= kinds
 
     def test_helm_lint_strict(self, scenario: str) -> None:
-        result = helm("lint", "--strict", str(CHART_DIR), "--namespace", "dagfleet", "--values", str(scenario_file(scenario)))
+        result = helm(
+            "lint", "--strict", str(CHART_DIR), "--namespace", "dagfleet", "--values", str(scenario_file(scenario))
+        )
         assert "0 chart(s) failed" in result.stdout, result.stdout
 
     @pytest.mark.parametrize("version", KUBE_VERSIONS)
@@ -44,9 +46,7 @@ class TestScenario:
         assert kubernetes_validate[(scenario, version)] == []
 
     def test_checkov_no_failures(self, scenario: str, checkov_results: dict[str, Any]) -> None:
-        failed = [
-            f"{c['check_id']} {c['check_name']}: {c['resource']}" for c in checkov_results[scenario]["failed"]
-        ]
+        failed = [f"{c['check_id']} {c['check_name']}: {c['resource']}" for c in checkov_results[scenario]["failed"]]
         assert failed == []
         assert checkov_results[scenario]["passed"], "checkov scanned nothing"
 

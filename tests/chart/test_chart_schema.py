@@ -44,7 +44,11 @@ class TestSchemaItself:
         def walk(node: Any, path: str) -> list[str]:
             missing = []
             if isinstance(node, dict):
-                if node.get("type") == "object" and "properties" in node and node.get("additionalProperties") is not False:
+                if (
+                    node.get("type") == "object"
+                    and "properties" in node
+                    and node.get("additionalProperties") is not False
+                ):
                     missing.append(path)
                 for key, child in node.items():
                     if key in free_form and isinstance(child, dict) and "properties" not in child:
@@ -67,10 +71,14 @@ class TestSchemaItself:
 
 
 BAD_VALUES = [
-    pytest.param({"executor": "CeleryExecutor"}, "value must be one of 'LocalExecutor', 'KubernetesExecutor'", id="executor-enum"),
+    pytest.param(
+        {"executor": "CeleryExecutor"}, "value must be one of 'LocalExecutor', 'KubernetesExecutor'", id="executor-enum"
+    ),
     pytest.param({"unknownKey": 1}, "additional properties 'unknownKey' not allowed", id="unknown-top-level-key"),
     pytest.param({"scheduler": {"replica": 2}}, "additional properties 'replica' not allowed", id="typo-in-component"),
-    pytest.param({"scheduler": {"replicas": "two"}}, "at '/scheduler/replicas': got string, want integer", id="wrong-type"),
+    pytest.param(
+        {"scheduler": {"replicas": "two"}}, "at '/scheduler/replicas': got string, want integer", id="wrong-type"
+    ),
     pytest.param({"configApi": {"url": "config.example.com"}}, "at '/configApi/url'", id="url-without-scheme"),
     pytest.param({"dagfleet": {"logLevel": "LOUD"}}, "at '/dagfleet/logLevel': value must be one of", id="log-level"),
     pytest.param({"dagfleet": {"syncInterval": 0}}, "at '/dagfleet/syncInterval'", id="sync-interval-zero"),
@@ -81,28 +89,74 @@ BAD_VALUES = [
     pytest.param({"image": {"digest": "md5:abc"}}, "at '/image/digest'", id="digest"),
     pytest.param({"image": {"pullPolicy": "Sometimes"}}, "at '/image/pullPolicy'", id="pull-policy"),
     pytest.param({"workflowSecrets": [{"name": "creds"}]}, "missing property 'data'", id="secret-without-data"),
-    pytest.param({"workflowSecrets": [{"name": "Bad_Name", "data": {}}]}, "at '/workflowSecrets/0/name'", id="secret-name"),
+    pytest.param(
+        {"workflowSecrets": [{"name": "Bad_Name", "data": {}}]}, "at '/workflowSecrets/0/name'", id="secret-name"
+    ),
     pytest.param({"podNamespace": "Bad_NS"}, "at '/podNamespace'", id="namespace"),
-    pytest.param({"apiServer": {"resources": {"limits": {"cpu": "lots"}}}}, "at '/apiServer/resources/limits/cpu'", id="quantity"),
-    pytest.param({"dagProcessor": {"livenessProbe": {"periodSeconds": 0}}}, "at '/dagProcessor/livenessProbe/periodSeconds'", id="probe"),
-    pytest.param({"postgresql": {"persistence": {"accessModes": ["ReadWriteAlways"]}}}, "at '/postgresql/persistence/accessModes/0'", id="access-mode"),
-    pytest.param({"airflow": {"config": {"Core": {"x": "1"}}}}, "at '/airflow/config': additional properties 'Core' not allowed", id="config-section-case"),
-    pytest.param({"podDisruptionBudget": {"maxUnavailable": "half"}}, "at '/podDisruptionBudget/maxUnavailable'", id="pdb"),
-]  # fmt: skip
+    pytest.param(
+        {"apiServer": {"resources": {"limits": {"cpu": "lots"}}}}, "at '/apiServer/resources/limits/cpu'", id="quantity"
+    ),
+    pytest.param(
+        {"dagProcessor": {"livenessProbe": {"periodSeconds": 0}}},
+        "at '/dagProcessor/livenessProbe/periodSeconds'",
+        id="probe",
+    ),
+    pytest.param(
+        {"postgresql": {"persistence": {"accessModes": ["ReadWriteAlways"]}}},
+        "at '/postgresql/persistence/accessModes/0'",
+        id="access-mode",
+    ),
+    pytest.param(
+        {"airflow": {"config": {"Core": {"x": "1"}}}},
+        "at '/airflow/config': additional properties 'Core' not allowed",
+        id="config-section-case",
+    ),
+    pytest.param(
+        {"podDisruptionBudget": {"maxUnavailable": "half"}}, "at '/podDisruptionBudget/maxUnavailable'", id="pdb"
+    ),
+]
 
 BAD_COMBINATIONS = [
     pytest.param({"configApi": {"url": ""}}, "no workflow source: set configApi.url", id="no-source"),
     pytest.param({"referenceConfigApi": {"enabled": True}}, "pick the external config API", id="two-sources"),
     pytest.param({"configApi": {"apiKey": "k", "existingSecret": "s"}}, "keep the key in one place", id="two-keys"),
-    pytest.param({"configApi": {"url": "", "apiKey": "k"}, "staticWorkflows": ["a"]}, "a config API key is set but no config API", id="key-without-api"),
-    pytest.param({"postgresql": {"enabled": False}}, "postgresql.enabled=false needs externalDatabase.existingSecret", id="no-database"),
+    pytest.param(
+        {"configApi": {"url": "", "apiKey": "k"}, "staticWorkflows": ["a"]},
+        "a config API key is set but no config API",
+        id="key-without-api",
+    ),
+    pytest.param(
+        {"postgresql": {"enabled": False}},
+        "postgresql.enabled=false needs externalDatabase.existingSecret",
+        id="no-database",
+    ),
     pytest.param({"externalDatabase": {"existingSecret": "db"}}, "set postgresql.enabled=false", id="two-databases"),
-    pytest.param({"apiServer": {"ingress": {"enabled": True}}}, "needs at least one entry in apiServer.ingress.hosts", id="ingress-without-hosts"),
-    pytest.param({"workflowSecrets": [{"name": "a", "data": {}}, {"name": "a", "data": {}}]}, 'the name "a" appears twice', id="duplicate-secret"),
-    pytest.param({"workflowSecrets": [{"name": "a", "data": {}}], "existingWorkflowSecrets": ["a"]}, "would overwrite an existing Secret", id="secret-overlap"),
-    pytest.param({"airflow": {"config": {"core": {"fernet_key": "x"}}}}, "airflow.config.core.fernet_key is managed by the chart", id="managed-setting"),
-    pytest.param({"airflow": {"extraEnv": [{"name": "DAGFLEET_SYNC_INTERVAL", "value": "5"}]}}, "DAGFLEET_SYNC_INTERVAL is a dagfleet setting", id="dagfleet-env"),
-]  # fmt: skip
+    pytest.param(
+        {"apiServer": {"ingress": {"enabled": True}}},
+        "needs at least one entry in apiServer.ingress.hosts",
+        id="ingress-without-hosts",
+    ),
+    pytest.param(
+        {"workflowSecrets": [{"name": "a", "data": {}}, {"name": "a", "data": {}}]},
+        'the name "a" appears twice',
+        id="duplicate-secret",
+    ),
+    pytest.param(
+        {"workflowSecrets": [{"name": "a", "data": {}}], "existingWorkflowSecrets": ["a"]},
+        "would overwrite an existing Secret",
+        id="secret-overlap",
+    ),
+    pytest.param(
+        {"airflow": {"config": {"core": {"fernet_key": "x"}}}},
+        "airflow.config.core.fernet_key is managed by the chart",
+        id="managed-setting",
+    ),
+    pytest.param(
+        {"airflow": {"extraEnv": [{"name": "DAGFLEET_SYNC_INTERVAL", "value": "5"}]}},
+        "DAGFLEET_SYNC_INTERVAL is a dagfleet setting",
+        id="dagfleet-env",
+    ),
+]
 
 
 @pytest.mark.helm

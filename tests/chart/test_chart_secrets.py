@@ -73,7 +73,11 @@ class TestAirflowSecret:
     def test_existing_secret(self) -> None:
         docs = render_chart({"airflow": {"existingSecret": "airflow-keys"}})
         assert "dagfleet-airflow" not in {s["metadata"]["name"] for s in by_kind(docs, "Secret")}
-        volume = next(v for v in pod_spec(one(docs, "Deployment", "dagfleet-scheduler"))["volumes"] if v["name"] == "airflow-secrets")
+        volume = next(
+            v
+            for v in pod_spec(one(docs, "Deployment", "dagfleet-scheduler"))["volumes"]
+            if v["name"] == "airflow-secrets"
+        )
         assert volume["projected"]["sources"][0]["secret"]["name"] == "airflow-keys"
 
 
@@ -86,9 +90,15 @@ class TestDatabaseSecret:
         assert len(data["password"]) == 32
 
     def test_external_database_secret_and_key(self) -> None:
-        docs = render_chart({"postgresql": {"enabled": False}, "externalDatabase": {"existingSecret": "db", "existingSecretKey": "url"}})
+        docs = render_chart(
+            {"postgresql": {"enabled": False}, "externalDatabase": {"existingSecret": "db", "existingSecretKey": "url"}}
+        )
         assert "dagfleet-postgresql" not in {s["metadata"]["name"] for s in by_kind(docs, "Secret")}
-        volume = next(v for v in pod_spec(one(docs, "Deployment", "dagfleet-scheduler"))["volumes"] if v["name"] == "airflow-secrets")
+        volume = next(
+            v
+            for v in pod_spec(one(docs, "Deployment", "dagfleet-scheduler"))["volumes"]
+            if v["name"] == "airflow-secrets"
+        )
         assert volume["projected"]["sources"][1]["secret"] == {
             "name": "db",
             "items": [{"key": "url", "path": "sql-alchemy-conn"}],
@@ -124,7 +134,10 @@ class TestNotesShowNoSecret:
         [
             {},
             {"executor": "KubernetesExecutor", "podNamespace": "jobs", "existingWorkflowSecrets": ["shared"]},
-            {"configApi": {"url": "", "apiKey": API_KEY}, "referenceConfigApi": {"enabled": True, "workflows": {"a": {}}}},
+            {
+                "configApi": {"url": "", "apiKey": API_KEY},
+                "referenceConfigApi": {"enabled": True, "workflows": {"a": {}}},
+            },
         ],
     )
     def test_notes_never_contain_secret_values(self, extra: dict) -> None:
