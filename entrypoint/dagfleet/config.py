@@ -50,13 +50,13 @@ def _shown(value: object, limit: int = 60) -> str:
 
 
 # -- small value parsers ---------------------------------------------------------------------
-def _duration(value: Any, *, allow_number: bool = True) -> timedelta:
+def _duration(value: Any) -> timedelta:
     """Seconds (number), ``{"days"|"hours"|"minutes"|"seconds": n}`` or an ISO 8601 duration."""
     if isinstance(value, timedelta):
         result = value
     elif isinstance(value, bool):
         raise ValueError(f"expected {_DURATION_HINT}, got a boolean")
-    elif isinstance(value, int | float) and allow_number:
+    elif isinstance(value, int | float):
         result = timedelta(seconds=value)
     elif isinstance(value, Mapping):
         unknown = sorted(set(value) - _DURATION_KEYS)
@@ -125,7 +125,7 @@ Duration = Annotated[timedelta, BeforeValidator(_duration)]
 
 # -- models ----------------------------------------------------------------------------------
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=False)
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class SecretSpec(_Model):
@@ -242,6 +242,16 @@ class PodSpec(_Model):
             raise ValueError(f"{_shown(value)} is not a valid Kubernetes service account name")
         return value
 
+    @field_validator("env", mode="before")
+    @classmethod
+    def _numbers_as_text(cls, value: Any) -> Any:
+        """``PORT: 8080`` in YAML is a number; an environment variable is text."""
+        if isinstance(value, Mapping):
+            return {
+                k: str(v) if isinstance(v, int | float) and not isinstance(v, bool) else v for k, v in value.items()
+            }
+        return value
+
     @field_validator("env")
     @classmethod
     def _check_env(cls, value: dict[str, str]) -> dict[str, str]:
@@ -290,7 +300,7 @@ class ItemSpec(_Model):
         return value
 
 
-Item = Annotated[ItemSpec, BeforeValidator(_item)]
+ItemField = Annotated[ItemSpec, BeforeValidator(_item)]
 
 _PARAM_SCHEMA_KEYS = (
     "type",
@@ -334,7 +344,7 @@ def _param(value: Any) -> Any:
     return value if isinstance(value, Mapping) and "default" in value else {"default": value}
 
 
-Param = Annotated[ParamSpec, BeforeValidator(_param)]
+ParamField = Annotated[ParamSpec, BeforeValidator(_param)]
 
 
 class DefaultArgs(_Model):
@@ -354,8 +364,8 @@ class WorkflowConfig(_Model):
     max_active_runs: int | None = Field(default=None, ge=1, le=1000)  # None: Airflow's default
     tags: list[str] = Field(default_factory=list, max_length=50)
     default_args: DefaultArgs = Field(default_factory=DefaultArgs)
-    params: dict[str, Param] = Field(default_factory=dict)
-    items: list[Item] = Field(default_factory=lambda: [ItemSpec(name=n) for n in DEFAULT_ITEMS])
+    params: dict[str, ParamField] = Field(default_factory=dict)
+    items: list[ItemField] = Field(default_factory=lambda: [ItemSpec(name=n) for n in DEFAULT_ITEMS])
     max_items: int = Field(default=64, ge=1, le=1024)
     pod: PodSpec | None = None
 
@@ -509,7 +519,7 @@ def validate_items(workflow_id: str, config: WorkflowConfig, raw_items: Any, whe
     """
     fix = "the run's conf or params"
     try:
-        items = TypeAdapter(list[Item]).validate_python(raw_items)
+        items = TypeAdapter(list[ItemField]).validate_python(raw_items)
     except ValidationError as err:
         raise config_error(workflow_id, _pydantic_problems(err, where), "run", fix) from None
     problems = item_problems(config, items, where)

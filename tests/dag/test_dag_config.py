@@ -157,8 +157,9 @@ def test_duplicate_secret_targets() -> None:
 
 def test_pod_fields() -> None:
     resources = {"requests": {"cpu": "100m", "memory": 64}, "limits": {"nvidia.com/gpu": 1}}
-    config = validate_config("w", {"pod": {**POD, "resources": resources, "env": {"MODE": "x"}}})
+    config = validate_config("w", {"pod": {**POD, "resources": resources, "env": {"MODE": "x", "PORT": 8080}}})
     assert config.pod is not None and config.pod.resources is not None
+    assert config.pod.env == {"MODE": "x", "PORT": "8080"}
     assert config.pod.resources.requests == {"cpu": "100m", "memory": "64"}
     assert "config field 'pod.namespace'" in _error({"pod": {**POD, "namespace": "Jobs"}})
     assert "config field 'pod.image'" in _error({"pod": {**POD, "image": "bad image"}})
