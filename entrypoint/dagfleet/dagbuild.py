@@ -15,6 +15,8 @@ Task ids are a contract (docs/config.md), used by tests and the end-to-end check
 
 from __future__ import annotations
 
+import os
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +24,7 @@ from airflow.sdk import DAG, Param, TriggerRule, get_current_context, task
 
 from dagfleet.config import ItemSpec, WorkflowConfig, validate_items
 from dagfleet.loader import load_config
+from dagfleet.settings import Settings
 from dagfleet.workflow_ids import workflow_id_from_file
 
 FLEET_TAG = "dagfleet"
@@ -30,9 +33,18 @@ FLEET_TAG = "dagfleet"
 def build_dag(dag_file: str | Path) -> DAG:
     """The DAG of the workflow named by ``dag_file`` (``<workflow_id>-mydag.py``)."""
     workflow_id = workflow_id_from_file(Path(dag_file).name)
-    dag = dag_from_config(workflow_id, load_config(workflow_id))
+    dag = dag_from_config(workflow_id, load_config(workflow_id, parse_settings(dag_file)))
     dag.fileloc = str(dag_file)
     return dag
+
+
+def parse_settings(dag_file: str | Path) -> Settings:
+    """The settings, with the DAG file's own folder as the dags folder unless DAGFLEET_DAGS_FOLDER
+    names one: sync writes the file and its config side by side, whatever Airflow's config says."""
+    settings = Settings.from_env()
+    if os.environ.get("DAGFLEET_DAGS_FOLDER"):
+        return settings
+    return replace(settings, dags_folder=Path(dag_file).parent)
 
 
 def dag_kwargs(workflow_id: str, config: WorkflowConfig) -> dict[str, Any]:

@@ -128,6 +128,18 @@ def test_a_bad_config_is_an_import_error_of_that_dag_alone(tmp_path: Path, monke
     )
 
 
+def test_the_config_next_to_the_dag_file_is_found_without_any_setting(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from airflow.dag_processing.dagbag import DagBag
+
+    folder = make_dags(tmp_path / "elsewhere", {"beside": {"tags": ["beside"]}})
+    monkeypatch.setenv("AIRFLOW__CORE__DAGS_FOLDER", str(tmp_path / "not-here"))
+    bag = DagBag(dag_folder=str(folder))
+    assert bag.import_errors == {}
+    assert "beside" in bag.dags["beside"].tags
+
+
 def test_a_file_not_named_by_sync_is_a_readable_import_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     folder = tmp_path / "dags"
     folder.mkdir()
