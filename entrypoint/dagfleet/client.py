@@ -187,8 +187,13 @@ class ConfigClient:
         with self._lock:
             self.requests_sent += 1
         try:
+            # No redirects: requests would carry the x-api-key header to whatever host a redirect names.
             response = self.session.get(
-                url, headers=headers, timeout=(self.connect_timeout, self.read_timeout), stream=True
+                url,
+                headers=headers,
+                timeout=(self.connect_timeout, self.read_timeout),
+                stream=True,
+                allow_redirects=False,
             )
         except requests.exceptions.ConnectTimeout:
             raise ConfigApiError(
