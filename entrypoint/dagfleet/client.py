@@ -240,7 +240,7 @@ class ConfigClient:
             )
         if status == 404:
             raise ConfigApiError(
-                f"config API has no {what} (HTTP 404): check DAGFLEET_API_URL and the workflow ID",
+                f"config API answered HTTP 404 (not found) for {what}: check DAGFLEET_API_URL and the workflow ID",
                 status=status,
             )
         if status != 200:
