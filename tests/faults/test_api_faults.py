@@ -155,7 +155,9 @@ LIST_FAULTS = [
         "refused the workflow list (HTTP 403): the API key was rejected",
     ),
     ListFault(
-        "HTTP 404 (wrong URL)", Behaviour.json({"error": "not found"}, 404), "(HTTP 404): check DAGFLEET_API_URL"
+        "HTTP 404 (wrong URL)",
+        Behaviour.json({"error": "not found"}, 404),
+        "answered HTTP 404 (not found) for the workflow list: check DAGFLEET_API_URL",
     ),
 ]
 
@@ -332,7 +334,7 @@ CONFIG_FAULTS: list[tuple[str, Behaviour, str]] = [
         "answered list for workflow 'alpha', expected a JSON object",
     ),
     ("HTTP 403", Behaviour.json({"error": "no"}, 403), "refused workflow 'alpha' (HTTP 403)"),
-    ("HTTP 404", Behaviour.json({"error": "gone"}, 404), "(HTTP 404)"),
+    ("HTTP 404", Behaviour.json({"error": "gone"}, 404), "answered HTTP 404 (not found) for workflow 'alpha'"),
 ]
 
 
@@ -523,8 +525,8 @@ def test_hundred_thousand_entry_list(seeded: Sandbox, api: FaultServer, fault: C
     fault("a 100,000-entry list")
     listing: list[Any] = [{"id": "alpha", "config": {}}, {"id": "beta", "config": {}}]
     listing += [{"id": f"new-{i}", "config": {}} for i in range(100)]
-    listing += [{"id": f"dup-{i % 1000}", "config": {}} for i in range(50_000)]
-    listing += [f"../bad-{i}" for i in range(40_000)]
+    listing += [{"id": f"dup-{i % 1000}", "config": {}} for i in range(89_898)]
+    listing += [f"../bad-{i}" for i in range(5_000)]
     listing += [{"oops": i} for i in range(100_000 - len(listing))]
     assert len(listing) == 100_000
     api.set("/airflowconfigs", Behaviour.json(listing))
@@ -532,7 +534,8 @@ def test_hundred_thousand_entry_list(seeded: Sandbox, api: FaultServer, fault: C
     result = _sync(seeded, api, timeout=120)
 
     assert result.returncode == 0, result.explain()[:2000]
-    assert result.seconds < 60, f"took {result.seconds:.1f}s"
+    assert result.seconds < 20, f"took {result.seconds:.1f}s"  # bounded (it was quadratic: ~40 s)
+    assert len(result.errors) == 1000 + 5000 + 5000
     files = dag_files(seeded.dags)
     assert len(files) == 102
     assert not any(f.startswith("dup-") for f in files)
@@ -552,6 +555,8 @@ def test_redirect_does_not_carry_the_key_elsewhere(
         result = _sync(seeded, api)
         assert list(elsewhere.headers_seen("x-api-key")) == [None] * elsewhere.count()
     assert result.returncode in (0, 75), result.explain()
+    if result.returncode == 75:  # redirects refused
+        assert "answered HTTP 302 for the workflow list" in _one_error(result)
     assert_kept(before, snapshot(seeded.dags))
 
 
