@@ -28,7 +28,7 @@ metadata:
   labels:
     {{- include "dagfleet.componentLabels" $labelArgs | nindent 4 }}
   annotations:
-    {{- include "dagfleet.imageCheckovSkips" $root.Values.image | nindent 4 }}
+    {{- with include "dagfleet.imageCheckovSkips" $root.Values.image }}{{ . | nindent 4 }}{{- end }}
     checkov.io/skip-sa-token: "CKV_K8S_38=Airflow launches task pods and reads their logs through the Kubernetes API (KubernetesPodOperator, KubernetesExecutor): it needs its ServiceAccount token"
     {{- if not $root.Values.networkPolicy.enabled }}
     checkov.io/skip-netpol: "CKV2_K8S_6=NetworkPolicies are opt-in (networkPolicy.enabled); the ingress-networkpolicy scenario covers them"
@@ -85,8 +85,6 @@ spec:
           env:
             {{- include "dagfleet.airflowEnv" $root | nindent 12 }}
             {{- include "dagfleet.airflowSecretEnv" $root | nindent 12 }}
-          envFrom:
-            {{- include "dagfleet.airflowEnvFrom" $root | nindent 12 }}
           resources:
             {{- toYaml $root.Values.migrations.resources | nindent 12 }}
           securityContext:
@@ -99,6 +97,7 @@ spec:
             - name: airflow-secrets
               mountPath: {{ include "dagfleet.airflowSecretsDir" $root }}
               readOnly: true
+            {{- include "dagfleet.airflowConfigMount" $root | nindent 12 }}
       containers:
         - name: {{ .component }}
           image: {{ include "dagfleet.image" $root }}
@@ -113,8 +112,6 @@ spec:
             {{- with .extraEnv }}
             {{- . | nindent 12 }}
             {{- end }}
-          envFrom:
-            {{- include "dagfleet.airflowEnvFrom" $root | nindent 12 }}
           {{- with .ports }}
           ports:
             {{- . | nindent 12 }}
@@ -129,12 +126,14 @@ spec:
             - name: airflow-secrets
               mountPath: {{ include "dagfleet.airflowSecretsDir" $root }}
               readOnly: true
+            {{- include "dagfleet.airflowConfigMount" $root | nindent 12 }}
             {{- with .extraMounts }}
             {{- . | nindent 12 }}
             {{- end }}
       volumes:
         {{- include "dagfleet.syncVolumes" $root | nindent 8 }}
         {{- include "dagfleet.airflowSecretsVolume" $root | nindent 8 }}
+        {{- include "dagfleet.airflowConfigVolume" $root | nindent 8 }}
         {{- with .extraVolumes }}
         {{- . | nindent 8 }}
         {{- end }}
@@ -168,7 +167,7 @@ dagfleet.jobsCheckProbes: startup/liveness/readiness probes running
 Takes (dict "jobType" "DagProcessorJob" "values" .Values.dagProcessor "readinessHandler" "<yaml or empty>").
 */}}
 {{- define "dagfleet.jobsCheckProbes" -}}
-{{- $handler := printf "exec:\n  command: [\"airflow\", \"jobs\", \"check\", \"--job-type\", %q, \"--local\"]" .jobType }}
+{{- $handler := printf "exec:\n  command: [\"airflow\", \"jobs\", \"check\", \"--job-type\", %q, \"--local\"]" .jobType -}}
 {{ include "dagfleet.probe" (dict "name" "startupProbe" "handler" $handler "timings" .values.startupProbe) }}
 {{ include "dagfleet.probe" (dict "name" "livenessProbe" "handler" $handler "timings" .values.livenessProbe) }}
 {{ include "dagfleet.probe" (dict "name" "readinessProbe" "handler" (default $handler .readinessHandler) "timings" .values.readinessProbe) }}

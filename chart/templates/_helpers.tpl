@@ -213,6 +213,7 @@ enabled, else configApi.url (may be empty: static workflows only). Takes the roo
 {{- define "dagfleet.dagsFolder" -}}/opt/airflow/dags{{- end }}
 {{- define "dagfleet.apiKeyFile" -}}/var/run/secrets/dagfleet/api-key{{- end }}
 {{- define "dagfleet.airflowSecretsDir" -}}/var/run/secrets/airflow{{- end }}
+{{- define "dagfleet.airflowConfigFile" -}}/opt/airflow/config/airflow.cfg{{- end }}
 {{- define "dagfleet.podTemplateFile" -}}/opt/airflow/pod_templates/pod_template_file.yaml{{- end }}
 
 {{/* ---------- Environment ---------- */}}
@@ -268,6 +269,8 @@ pods included. Takes the root context.
 {{- define "dagfleet.airflowEnv" -}}
 - name: AIRFLOW_HOME
   value: /opt/airflow
+- name: AIRFLOW_CONFIG
+  value: {{ include "dagfleet.airflowConfigFile" . | quote }}
 - name: AIRFLOW__CORE__EXECUTOR
   value: {{ .Values.executor | quote }}
 - name: AIRFLOW__CORE__LOAD_EXAMPLES
@@ -304,7 +307,7 @@ Airflow's `_CMD` variants so no secret sits in an environment variable. Needs th
 airflow-secrets volume (dagfleet.airflowSecretsVolume). Takes the root context.
 */}}
 {{- define "dagfleet.airflowSecretEnv" -}}
-{{- $dir := include "dagfleet.airflowSecretsDir" . }}
+{{- $dir := include "dagfleet.airflowSecretsDir" . -}}
 - name: AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_CMD
   value: {{ printf "cat %s/sql-alchemy-conn" $dir | quote }}
 - name: AIRFLOW__CORE__FERNET_KEY_CMD
@@ -316,11 +319,19 @@ airflow-secrets volume (dagfleet.airflowSecretsVolume). Takes the root context.
 {{- end }}
 
 {{/*
-dagfleet.airflowEnvFrom: the ConfigMap of airflow.config settings. Takes the root context.
+dagfleet.airflowConfigVolume / dagfleet.airflowConfigMount: airflow.cfg (airflow.config values)
+from the ConfigMap, as a directory so AIRFLOW_CONFIG points at a file that exists.
+Takes the root context.
 */}}
-{{- define "dagfleet.airflowEnvFrom" -}}
-- configMapRef:
+{{- define "dagfleet.airflowConfigVolume" -}}
+- name: airflow-config
+  configMap:
     name: {{ include "dagfleet.fullname" . }}-airflow-config
+{{- end }}
+{{- define "dagfleet.airflowConfigMount" -}}
+- name: airflow-config
+  mountPath: {{ include "dagfleet.airflowConfigFile" . | dir }}
+  readOnly: true
 {{- end }}
 
 {{/* ---------- Volumes ---------- */}}
@@ -412,12 +423,14 @@ dagfleet.imageCheckovSkips: checkov skips for image pinning, rendered only when 
 digest; a pull policy other than Always). A skip value is "<check>=<reason>": no other "=". Takes (dict "digest" "<digest>" "pullPolicy" "<policy>").
 */}}
 {{- define "dagfleet.imageCheckovSkips" -}}
+{{- $skips := list }}
 {{- if not .digest }}
-checkov.io/skip-image-digest: "CKV_K8S_43=Images are pinned by tag by default; set image.digest to pin by digest"
+{{- $skips = append $skips "checkov.io/skip-image-digest: \"CKV_K8S_43=Images are pinned by tag by default; set image.digest to pin by digest\"" }}
 {{- end }}
 {{- if ne .pullPolicy "Always" }}
-checkov.io/skip-pull-policy: "CKV_K8S_15=Release tags are immutable, IfNotPresent avoids a registry round trip per pod start; set the pullPolicy to Always to change it"
+{{- $skips = append $skips "checkov.io/skip-pull-policy: \"CKV_K8S_15=Release tags are immutable, IfNotPresent avoids a registry round trip per pod start; set the pullPolicy to Always to change it\"" }}
 {{- end }}
+{{- join "\n" $skips }}
 {{- end }}
 
 {{/*
@@ -431,6 +444,7 @@ dagfleet.migrateMounts: the mounts of the migration containers (no DAGs). Takes 
 - name: airflow-secrets
   mountPath: {{ include "dagfleet.airflowSecretsDir" . }}
   readOnly: true
+{{ include "dagfleet.airflowConfigMount" . }}
 {{- end }}
 
 {{/*
@@ -445,7 +459,7 @@ metadata:
   labels:
     {{- include "dagfleet.componentLabels" (dict "root" . "component" "worker") | nindent 4 }}
   annotations:
-    {{- include "dagfleet.imageCheckovSkips" .Values.image | nindent 4 }}
+    {{- with include "dagfleet.imageCheckovSkips" .Values.image }}{{ . | nindent 4 }}{{- end }}
     checkov.io/skip-sa-token: "CKV_K8S_38=Tasks launch KubernetesPodOperator pods through the Kubernetes API with this token"
     checkov.io/skip-probes-liveness: "CKV_K8S_8=A task pod runs one task to completion: nothing to probe"
     checkov.io/skip-probes-readiness: "CKV_K8S_9=A task pod serves nothing: nothing to probe"
@@ -469,14 +483,14 @@ spec:
       env:
         {{- include "dagfleet.syncEnv" . | nindent 8 }}
         {{- include "dagfleet.airflowEnv" . | nindent 8 }}
-      envFrom:
-        {{- include "dagfleet.airflowEnvFrom" . | nindent 8 }}
       resources:
         {{- toYaml .Values.workers.resources | nindent 8 }}
       securityContext:
         {{- include "dagfleet.containerSecurityContext" . | nindent 8 }}
       volumeMounts:
         {{- include "dagfleet.syncVolumeMounts" . | nindent 8 }}
+        {{- include "dagfleet.airflowConfigMount" . | nindent 8 }}
   volumes:
     {{- include "dagfleet.syncVolumes" . | nindent 4 }}
+    {{- include "dagfleet.airflowConfigVolume" . | nindent 4 }}
 {{- end }}

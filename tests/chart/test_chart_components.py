@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import configparser
+
 import jmespath
 import pytest
 from chartkit import container, containers, env_of, one, pod_spec, render_chart
@@ -203,18 +205,28 @@ class TestSyncSettings:
         assert volume["secret"]["secretName"] == "cfg"
         assert volume["secret"]["items"] == [{"key": "token", "path": "api-key"}]
 
-    def test_airflow_config_goes_through_a_configmap(self) -> None:
+    def test_airflow_config_becomes_airflow_cfg(self) -> None:
         docs = render_chart(
-            {"airflow": {"config": {"core": {"parallelism": 8, "dags_are_paused_at_creation": False}}}},
+            {"airflow": {"config": {"core": {"parallelism": 8}, "logging": {"log_format": "%(message)s"}}}},
             show_only=["templates/airflow-config.yaml", "templates/scheduler/deployment.yaml"],
         )
-        config_map = one(docs, "ConfigMap", "dagfleet-airflow-config")
-        assert config_map["data"] == {
-            "AIRFLOW__CORE__PARALLELISM": "8",
-            "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "false",
-        }
-        main = container(one(docs, "Deployment", "dagfleet-scheduler"), "scheduler")
-        assert main["envFrom"] == [{"configMapRef": {"name": "dagfleet-airflow-config"}}]
+        config = configparser.ConfigParser()
+        config.read_string(one(docs, "ConfigMap", "dagfleet-airflow-config")["data"]["airflow.cfg"])
+        assert config["core"]["parallelism"] == "8"
+        assert config["logging"]["log_format"] == "%(message)s"  # %% in the file, % once parsed
+        deploy = one(docs, "Deployment", "dagfleet-scheduler")
+        for name in ("wait-for-migrations", "scheduler"):
+            c = container(deploy, name)
+            mount = jmespath.search("volumeMounts[?name=='airflow-config'] | [0]", c)
+            assert env_of(c)["AIRFLOW_CONFIG"] == mount["mountPath"] + "/airflow.cfg"
+            assert mount["readOnly"] is True
+        volume = jmespath.search("volumes[?name=='airflow-config'] | [0]", pod_spec(deploy))
+        assert volume["configMap"]["name"] == "dagfleet-airflow-config"
+
+    def test_airflow_cfg_exists_even_without_settings(self) -> None:
+        """The airflow CLI writes a default airflow.cfg when there is none: impossible on a read-only root."""
+        (config_map,) = render_chart(show_only=["templates/airflow-config.yaml"])
+        assert config_map["data"]["airflow.cfg"].startswith("#")
 
     def test_extra_env(self) -> None:
         extra = [{"name": "AIRFLOW__CORE__PARALLELISM", "value": "4"}]

@@ -101,9 +101,7 @@ class TestEveryLongRunningPod:
         annotations = workload["spec"]["template"]["metadata"]["annotations"]
         assert "checksum/secrets" in annotations
         reads_config = any(
-            e.get("configMapRef", {}).get("name", "").endswith("-airflow-config")
-            for c in containers(workload)
-            for e in c.get("envFrom", [])
+            v.get("configMap", {}).get("name", "").endswith("-airflow-config") for v in pod_spec(workload)["volumes"]
         )
         assert ("checksum/airflow-config" in annotations) is reads_config
 
