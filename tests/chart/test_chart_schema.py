@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import jsonschema
@@ -178,3 +179,64 @@ class TestRejectedValues:
         with pytest.raises(HelmFailedError) as err:
             render_chart({"configApi": {"apiKey": 12345678}})
         assert "at '/configApi/apiKey'" in err.value.stderr
+
+
+class TestValuesYamlIsDocumented:
+    def test_every_value_has_a_helm_docs_comment(self) -> None:
+        """Each key has a `# --` comment (helm-docs), on itself or on the object that contains it."""
+        lines = (CHART_DIR / "values.yaml").read_text().splitlines()
+        assert lines[0] == "# yaml-language-server: $schema=values.schema.json"
+        stack: list[tuple[int, bool]] = []  # (indent, documented) of the enclosing keys
+        comment: list[str] = []
+        undocumented = []
+        for line in lines:
+            stripped = line.strip()
+            if stripped.startswith("#"):
+                comment.append(stripped)
+                continue
+            match = re.match(r"^(\s*)([A-Za-z][\w.-]*):", line)
+            if not match:
+                if not stripped:
+                    comment = []
+                continue
+            indent = len(match.group(1))
+            while stack and stack[-1][0] >= indent:
+                stack.pop()
+            documented = any(c.startswith("# --") for c in comment) or any(d for _, d in stack)
+            is_leaf = line.rstrip().split(":", 1)[1].strip() != ""
+            if is_leaf and not documented:
+                undocumented.append(line.strip())
+            stack.append((indent, documented))
+            comment = []
+        assert undocumented == []
+
+    def test_every_schema_property_is_in_values_yaml(self) -> None:
+        """values.yaml shows every setting the schema allows (free-form maps excepted)."""
+
+        def walk(schema: dict[str, Any], values: Any, path: str) -> list[str]:
+            missing = []
+            for key, child in (schema.get("properties") or {}).items():
+                if key == "global":
+                    continue
+                if not isinstance(values, dict) or key not in values:
+                    missing.append(f"{path}.{key}")
+                    continue
+                target = SCHEMA["definitions"][child["$ref"].rsplit("/", 1)[-1]] if "$ref" in child else child
+                missing += walk(target, values[key], f"{path}.{key}")
+            return missing
+
+        optional = {".image.digest", ".postgresql.image.digest"}  # present; kept for clarity
+        missing = [
+            m
+            for m in walk(SCHEMA, DEFAULTS, "")
+            if m not in optional
+            and not m.endswith(
+                (
+                    ".requests.ephemeral-storage",
+                    ".limits.ephemeral-storage",
+                    ".initialDelaySeconds",
+                    ".successThreshold",
+                )
+            )
+        ]
+        assert missing == []
