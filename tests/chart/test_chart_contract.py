@@ -275,6 +275,11 @@ def image_results() -> dict[str, dict[str, Any]]:
             pytest.fail(f"{message}; CI=true, so it must run", pytrace=False)
         pytest.skip(message)
     cases = [c for c in CASES if c.scenario != "render"]
+    # A control case the image must reject: proves the batch reports failures at all.
+    control = Case(
+        "control", "bad", ("scheduler",), ("serve-config", "--bind", "x"), (("DAGFLEET_SYNC_INTERVAL", "soon"),)
+    )
+    cases.append(control)
     payload = [
         {"check": list(c.check), "subcommand": list(c.subcommand or []), "parse": PARSE, "env": dict(c.env)}
         for c in cases
@@ -290,6 +295,14 @@ def image_results() -> dict[str, dict[str, Any]]:
         result = subprocess.run(command, stdin=stdin, capture_output=True, text=True, timeout=900, check=False)
     assert result.returncode == 0, f"docker run failed ({result.returncode}):\n{result.stderr[-3000:]}"
     return dict(zip([c.id for c in cases], json.loads(result.stdout.strip().splitlines()[-1]), strict=True))
+
+
+@pytest.mark.docker
+def test_the_image_check_is_not_vacuous(image_results: dict[str, dict[str, Any]]) -> None:
+    control = image_results["control:bad"]
+    assert control["rc"] == 2, control["output"]
+    assert "DAGFLEET_SYNC_INTERVAL" in control["output"]
+    assert control["parse_rc"] == 2, control["parse_output"]
 
 
 @pytest.mark.docker
