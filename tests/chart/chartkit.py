@@ -41,13 +41,20 @@ class HelmFailedError(Exception):
         self.stderr = stderr
 
 
+def _helm_major(path: str) -> str:
+    result = subprocess.run([path, "version", "--short"], capture_output=True, text=True, timeout=30, check=False)
+    return result.stdout.strip().split(".", 1)[0]
+
+
 @functools.cache
 def helm_binary() -> str:
-    """The helm binary; a clear failure (never a skip) when it is missing."""
-    helm = shutil.which("helm") or shutil.which("helm", path=str(REPO / ".tools" / "bin"))
-    if helm is None:
-        raise RuntimeError("helm is not on PATH: run `make tools` (it puts helm into .tools/bin), or use `make test`")
-    return helm
+    """helm v4: on PATH, else the one `make tools` put into .tools/bin; a clear failure, never a skip."""
+    candidates = [shutil.which("helm"), shutil.which("helm", path=str(REPO / ".tools" / "bin"))]
+    for helm in filter(None, candidates):
+        if _helm_major(helm) == "v4":
+            return helm
+    found = ", ".join(f"{h} ({_helm_major(h)})" for h in filter(None, candidates)) or "none"
+    raise RuntimeError(f"the chart tests need helm v4 (found: {found}): run `make tools`, or use `make test`")
 
 
 def tool(env_name: str, venv: str, program: str) -> str:
