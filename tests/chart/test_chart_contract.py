@@ -36,6 +36,8 @@ IMAGE = os.environ.get("DAGFLEET_TEST_IMAGE") or os.environ.get("DAGFLEET_IMAGE"
 # What KubernetesExecutor puts into the args of the pod template's `base` container (Airflow 3).
 KUBERNETES_EXECUTOR_ARGS = ("python", "-m", "airflow.sdk.execution_time.execute_workload", "--json-string", "{}")
 DUMMY = "dummy"
+# The first in-image test may build the image (CI): allow for a cold `make image`.
+IMAGE_TIMEOUT = 1800
 PARSE = "import sys\nfrom dagfleet.cli import build_parser\nbuild_parser().parse_args(sys.argv[1:])"
 
 
@@ -251,7 +253,7 @@ def _build_image() -> None:
         ["make", "-C", str(REPO), "--no-print-directory", "image", f"IMAGE={IMAGE}"],
         capture_output=True,
         text=True,
-        timeout=1800,
+        timeout=IMAGE_TIMEOUT,
         env=env,
         check=False,
     )
@@ -298,6 +300,7 @@ def image_results() -> dict[str, dict[str, Any]]:
 
 
 @pytest.mark.docker
+@pytest.mark.timeout(IMAGE_TIMEOUT)
 def test_the_image_check_is_not_vacuous(image_results: dict[str, dict[str, Any]]) -> None:
     control = image_results["control:bad"]
     assert control["rc"] == 2, control["output"]
@@ -306,6 +309,7 @@ def test_the_image_check_is_not_vacuous(image_results: dict[str, dict[str, Any]]
 
 
 @pytest.mark.docker
+@pytest.mark.timeout(IMAGE_TIMEOUT)
 @pytest.mark.parametrize("case", CASES, ids=CASE_IDS)
 def test_entrypoint_accepts_in_image(case: Case, image_results: dict[str, dict[str, Any]]) -> None:
     _fail_if_render_error(case)
