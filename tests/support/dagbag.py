@@ -34,6 +34,7 @@ for path in files:
 print("DAGBAG-RESULT " + json.dumps({
     "import_errors": {str(k): str(v) for k, v in bag.import_errors.items()},
     "dag_ids": sorted(bag.dag_ids),
+    "dags": {i: {"tags": sorted(d.tags), "description": d.description} for i, d in bag.dags.items()},
     "durations": durations,
     "import_seconds": imported - started,
 }))
@@ -44,6 +45,7 @@ print("DAGBAG-RESULT " + json.dumps({
 class Parsed:
     import_errors: dict[str, str]
     dag_ids: list[str]
+    dags: dict[str, dict[str, Any]]  # dag_id -> {"tags", "description"}
     durations: dict[str, float]  # file -> seconds its import took
     import_seconds: float  # Airflow's own import, before any DAG file
     seconds: float  # the whole subprocess
@@ -91,6 +93,7 @@ def parse_in_subprocess(
     return Parsed(
         data["import_errors"],
         data["dag_ids"],
+        data["dags"],
         data["durations"],
         data["import_seconds"],
         seconds,
