@@ -5,6 +5,12 @@ server never shares a GIL with the sync being measured. It prints ``PORT <n>`` o
 Counters: ``GET /_bench/stats`` (add ``?paths=1`` for per-workflow counts) and
 ``POST``-free ``GET /_bench/reset``; these two are not counted themselves.
 
+``--nodelay`` sets ``TCP_NODELAY`` on the answers. The reference server does not: it writes the
+headers and the body of an answer in two writes, so on a keep-alive connection Nagle's algorithm
+holds the body until the client's delayed ACK (~40 ms) -- every request after the first on a
+connection takes ~44 ms. The benchmark measures the reference server as it is, and the per-ID
+mode once more with ``--nodelay`` to show what a well-behaved config API costs.
+
 The only other change: the workflows file is read with ``json.loads`` (the bench writes JSON, a
 subset of YAML). The reference server's pure-Python ``yaml.safe_load`` needs ~45 s for a
 10,000-workflow file; that is a start-up/reload cost, not part of what a sync costs, and is
@@ -91,7 +97,7 @@ def _fast_load(stream: Any) -> Any:
         return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # noqa: S506 - safe loader
 
 
-def serve(file: Path, list_format: str) -> None:
+def serve(file: Path, list_format: str, nodelay: bool = False) -> None:
     from dagfleet import server as reference
 
     reference.yaml.safe_load = _fast_load  # type: ignore[attr-defined,assignment]
@@ -99,6 +105,8 @@ def serve(file: Path, list_format: str) -> None:
     base = reference.make_handler(store, None, list_format)
 
     class Handler(base):  # type: ignore[misc,valid-type]
+        disable_nagle_algorithm = nodelay
+
         def setup(self) -> None:
             super().setup()
             self.wfile = _CountingWriter(self.wfile)  # type: ignore[assignment]
@@ -163,10 +171,19 @@ class ApiServer:
 
 
 @contextlib.contextmanager
-def running(file: Path, list_format: str = "objects") -> Iterator[ApiServer]:
+def running(file: Path, list_format: str = "objects", nodelay: bool = False) -> Iterator[ApiServer]:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     process = subprocess.Popen(
-        [sys.executable, "-m", "bench.apiserver", "--file", str(file), "--list-format", list_format],
+        [
+            sys.executable,
+            "-m",
+            "bench.apiserver",
+            "--file",
+            str(file),
+            "--list-format",
+            list_format,
+            *(["--nodelay"] if nodelay else []),
+        ],
         stdout=subprocess.PIPE,
         text=True,
         env=env,
@@ -226,9 +243,10 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--file", type=Path, required=True)
     parser.add_argument("--list-format", choices=("objects", "ids"), default="objects")
+    parser.add_argument("--nodelay", action="store_true", help="TCP_NODELAY on answers (not in the reference server)")
     options = parser.parse_args()
     with contextlib.suppress(KeyboardInterrupt):
-        serve(options.file, options.list_format)
+        serve(options.file, options.list_format, options.nodelay)
     return 0
 
 

@@ -4,6 +4,7 @@ For each size N and each list format of the reference config API:
 
 * ``objects``: ``GET /airflowconfigs`` carries every config (one request);
 * ``ids``: the list carries IDs only, then one ``GET /airflowconfigs/{id}`` per workflow;
+* ``ids-nodelay``: the same with ``TCP_NODELAY`` on the server (see bench/apiserver.py);
 
 measure a cold sync (empty dags folder), a re-sync with nothing changed (ETag / 304) and a
 re-sync after one workflow changed, in-process (``Materializer(settings, client).sync()``) and
@@ -13,13 +14,16 @@ as the real CLI (``dagfleet sync`` in a subprocess: interpreter start and import
 from __future__ import annotations
 
 import shutil
+import statistics
 import subprocess
 import time
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 from bench import apiserver, workload
 from bench.common import BIN, base_env, log
+from dagfleet import fsutil
 from dagfleet.client import ConfigClient
 from dagfleet.materializer import Materializer
 from dagfleet.settings import Settings
@@ -66,35 +70,78 @@ def _measure(server: apiserver.ApiServer, run: Any, dags: Path) -> dict[str, Any
     return result
 
 
-def run(sizes: list[int], work: Path, cli_sizes: list[int] | None = None) -> dict[str, Any]:
-    cli_sizes = sizes if cli_sizes is None else cli_sizes
+def _median_of(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The first run's counts, with the median wall time of all runs (the machine is shared)."""
+    result = dict(runs[0])
+    result["wall_s"] = statistics.median(r["wall_s"] for r in runs)
+    result["wall_s_all"] = [r["wall_s"] for r in runs]
+    return result
+
+
+def _without_fsync(url: str, dags: Path) -> dict[str, Any]:
+    """What-if: the same cold sync with ``os.fsync`` made a no-op (not how dagfleet runs)."""
+    with mock.patch.object(fsutil.os, "fsync", lambda _fd: None):
+        return _in_process(url, dags)
+
+
+def _validation_time(workflows: dict[str, dict[str, Any]]) -> float:
+    from dagfleet.config import validate_config
+
+    start = time.perf_counter()
+    for workflow_id, config in workflows.items():
+        validate_config(workflow_id, config)
+    return time.perf_counter() - start
+
+
+def run(
+    sizes: list[int],
+    work: Path,
+    cli_sizes: dict[str, tuple[int, ...]] | None = None,
+    nodelay_sizes: tuple[int, ...] = (),
+    repeats: int = 3,
+    repeat_max_n: int = 1000,
+) -> dict[str, Any]:
+    """Every size with ``objects`` and ``ids`` lists (and ``ids-nodelay`` for ``nodelay_sizes``).
+
+    ``cli_sizes``: per list format, the sizes also measured with the CLI (default: all). Re-syncs
+    are repeated ``repeats`` times up to ``repeat_max_n`` workflows (median wall time).
+    """
     results: list[dict[str, Any]] = []
     import dagfleet.config  # noqa: F401 - pydantic models: imported once, outside the timed in-process syncs
 
     for n in sizes:
         workflows = workload.fleet(n)
-        for list_format in ("objects", "ids"):
-            case = work / f"sync-{n}-{list_format}"
+        modes = ["objects", "ids"] + (["ids-nodelay"] if n in nodelay_sizes else [])
+        rounds = repeats if n <= repeat_max_n else 1
+        for mode in modes:
+            case = work / f"sync-{n}-{mode}"
             shutil.rmtree(case, ignore_errors=True)
             file = workload.write_workflows(case / "workflows.json", workflows)
-            with apiserver.running(file, list_format) as server:
-                row: dict[str, Any] = {"n": n, "list_format": list_format}
-                log(f"sync N={n} list={list_format}: cold (in-process)")
+            list_format = mode.split("-")[0]
+            with apiserver.running(file, list_format, nodelay=mode.endswith("nodelay")) as server:
+                row: dict[str, Any] = {"n": n, "list_format": mode}
+                log(f"sync N={n} list={mode}: cold (in-process)")
                 row["cold"] = _measure(server, _in_process, case / "dags")
-                log(f"sync N={n} list={list_format}: unchanged re-sync")
-                row["unchanged"] = _measure(server, _in_process, case / "dags")
+                log(f"sync N={n} list={mode}: unchanged re-sync x{rounds}")
+                row["unchanged"] = _median_of([_measure(server, _in_process, case / "dags") for _ in range(rounds)])
+                changed_runs = []
                 changed = dict(workflows)
-                first = next(iter(changed))
-                changed[first] = {**changed[first], "description": "changed by the benchmark"}
-                workload.write_workflows(file, changed)
-                server.stats()  # the server re-reads the file on its next request, not in the timed sync
-                log(f"sync N={n} list={list_format}: one workflow changed")
-                row["one_changed"] = _measure(server, _in_process, case / "dags")
-                if n in cli_sizes:
-                    log(f"sync N={n} list={list_format}: cold + unchanged (CLI)")
+                for k, workflow_id in enumerate(list(changed)[:rounds]):
+                    changed[workflow_id] = {**changed[workflow_id], "description": f"changed by the benchmark ({k})"}
+                    workload.write_workflows(file, changed)
+                    server.stats()  # the server re-reads the file on its next request, not in the timed sync
+                    changed_runs.append(_measure(server, _in_process, case / "dags"))
+                log(f"sync N={n} list={mode}: one workflow changed x{rounds}")
+                row["one_changed"] = _median_of(changed_runs)
+                if cli_sizes is None or n in cli_sizes.get(mode, ()):
+                    log(f"sync N={n} list={mode}: cold + unchanged (CLI)")
                     row["cli_cold"] = _measure(server, _cli, case / "dags-cli")
                     row["cli_unchanged"] = _measure(server, _cli, case / "dags-cli")
+                if mode == "objects" and n == max(sizes):
+                    log(f"sync N={n} list={mode}: what-if cold sync without fsync; validation alone")
+                    row["cold_without_fsync"] = _measure(server, _without_fsync, case / "dags-nofsync")
+                    row["validate_all_s"] = _validation_time(workflows)
             results.append(row)
-            shutil.rmtree(case / "dags", ignore_errors=True)
-            shutil.rmtree(case / "dags-cli", ignore_errors=True)
+            for folder in ("dags", "dags-cli", "dags-nofsync"):
+                shutil.rmtree(case / folder, ignore_errors=True)
     return {"rows": results}

@@ -1,0 +1,98 @@
+"""Run every part of the benchmark of issue #8 and write the results JSON and markdown table.
+
+``python -m bench [--quick] [--out DIR] [--update-docs]`` (``make bench``; ``BENCH_QUICK=1`` for a
+smoke run). Results go to ``bench/results/<UTC time>/`` and ``bench/results/latest.{json,md}``;
+``--update-docs`` (full runs) also refreshes the generated part of docs/benchmarks.md and
+docs/benchmarks.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from bench import freshness_bench, parse_bench, report, sync_bench
+from bench.common import ROOT, log, machine
+
+
+@dataclass(frozen=True)
+class Plan:
+    sync_sizes: tuple[int, ...]
+    cli_sizes_objects: tuple[int, ...]
+    cli_sizes_ids: tuple[int, ...]
+    nodelay_sizes: tuple[int, ...]
+    parse_files: int
+    parse_dead_files: int
+    parse_hang_files: int
+    fresh_interval: float
+    fresh_changes: int
+
+
+FULL = Plan((10, 100, 1000, 10000), (10, 100, 1000, 10000), (10, 100, 1000), (1000, 10000), 50, 20, 2, 5.0, 6)
+QUICK = Plan((10, 100), (10, 100), (10, 100), (100,), 6, 4, 1, 2.0, 3)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", default=os.environ.get("BENCH_QUICK", "") not in ("", "0"))
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
+    parser.add_argument("--update-docs", action="store_true", help="refresh docs/benchmarks.{md,json} (full runs)")
+    parser.add_argument("--only", choices=("sync", "parse", "freshness"), action="append", help="run only these parts")
+    options = parser.parse_args(argv)
+    plan = QUICK if options.quick else FULL
+    parts = set(options.only or ("sync", "parse", "freshness"))
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    out = options.out / stamp
+    out.mkdir(parents=True, exist_ok=True)
+    results: dict[str, Any] = {
+        "started": stamp,
+        "quick": options.quick,
+        "plan": asdict(plan),
+        "machine": machine(),
+    }
+    started = time.perf_counter()
+    work = Path(tempfile.mkdtemp(prefix="dagfleet-bench-"))
+    try:
+        if "sync" in parts:
+            t = time.perf_counter()
+            results["sync"] = sync_bench.run(
+                list(plan.sync_sizes),
+                work,
+                {"objects": plan.cli_sizes_objects, "ids": plan.cli_sizes_ids},
+                plan.nodelay_sizes,
+            )
+            results["sync"]["elapsed_s"] = time.perf_counter() - t
+        if "parse" in parts:
+            t = time.perf_counter()
+            results["parse"] = parse_bench.run(plan.parse_files, work, plan.parse_dead_files, plan.parse_hang_files)
+            results["parse"]["elapsed_s"] = time.perf_counter() - t
+        if "freshness" in parts:
+            t = time.perf_counter()
+            results["freshness"] = freshness_bench.run(work, plan.fresh_interval, plan.fresh_changes)
+            results["freshness"]["elapsed_s"] = time.perf_counter() - t
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    results["machine"]["loadavg_end"] = list(os.getloadavg())
+    results["elapsed_s"] = time.perf_counter() - started
+    results["derived"] = report.derive(results)
+    markdown = report.render(results)
+    (out / "results.json").write_text(json.dumps(results, indent=1) + "\n")
+    (out / "results.md").write_text(markdown)
+    shutil.copyfile(out / "results.json", options.out / "latest.json")
+    shutil.copyfile(out / "results.md", options.out / "latest.md")
+    log(f"done in {results['elapsed_s']:.0f}s: {out / 'results.md'}")
+    if options.update_docs:
+        if options.quick or parts != {"sync", "parse", "freshness"}:
+            log("not updating docs/benchmarks.md from a quick or partial run")
+        else:
+            report.update_docs(results, markdown)
+            log("updated docs/benchmarks.md and docs/benchmarks.json")
+    print(markdown)
+    return 0
