@@ -139,7 +139,7 @@ class Settings:
     connect_timeout: float = 3.0
     read_timeout: float = 10.0
     retries: int = 4
-    cache_url: str = ""
+    cache_url: str = field(default="", repr=False)  # redis://:password@host: never in a repr
     cache_ttl: float = 300.0
     parse_timeout: float = 5.0
     log_level: str = "INFO"
