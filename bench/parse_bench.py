@@ -149,7 +149,7 @@ def _dagfactory_yaml(dag_id: str, kind: str) -> dict[str, Any]:
                 "task_id": "pod_per_item",
                 "operator": kpo,
                 "partial": common,
-                "expand": {"arguments": "plan_items.output"},
+                "expand": {"arguments": [[f"echo {item}"] for item in ("tenant-a", "tenant-b", "shared-1")]},
                 "dependencies": ["plan_items"],
             }
         )
