@@ -322,6 +322,46 @@ def test_api_dies_after_the_list(seeded: Sandbox, api: FaultServer, fault: Calla
     assert json.loads((seeded.dags / ".dagfleet/configs/alpha.json").read_text()) == {"tags": ["changed"]}
 
 
+def test_api_dies_between_config_requests(sandbox: Sandbox, api: FaultServer, fault: Callable[..., None]) -> None:
+    """30 workflows, IDs only: the API stops listening after its 10th config answer. Each workflow is
+    either updated or keeps its last known good config and DAG, and says so in one line."""
+    fault("down in the middle of a sync (between config requests)")
+    old = {f"wf-{i:02d}": {"tags": ["old"]} for i in range(30)}
+    api.serve_workflows(old)
+    assert _sync(sandbox, api).returncode == 0
+    new = {w: {"tags": ["new"]} for w in old}
+    api.clear()
+    api.set("/airflowconfigs", Behaviour.json(list(new)))
+    served = {"n": 0}
+
+    def config(request: Request) -> Behaviour:
+        served["n"] += 1
+        answer = Behaviour.json(new[request.route.rsplit("/", 1)[1]])
+        return answer.with_(stop_after=True) if served["n"] == 10 else answer
+
+    api.set("/airflowconfigs/*", config)
+    before = snapshot(sandbox.dags)
+
+    result = _sync(sandbox, api)
+
+    assert result.returncode == 0, result.explain()
+    stored = {w: json.loads((sandbox.dags / ".dagfleet/configs" / f"{w}.json").read_text()) for w in old}
+    kept = sorted(w for w, c in stored.items() if c == old[w])
+    updated = sorted(w for w, c in stored.items() if c == new[w])
+    assert len(kept) + len(updated) == 30
+    assert 10 <= len(updated) < 30
+    assert sorted(result.errors) == [
+        f"workflow {w!r}: config API at {api.url} is unreachable (connection failed): check DAGFLEET_API_URL "
+        "and that the service is up; kept its last known good DAG"
+        for w in kept
+    ], result.explain()
+    after = snapshot(sandbox.dags)
+    for workflow_id in kept:
+        assert after[f".dagfleet/configs/{workflow_id}.json"] == before[f".dagfleet/configs/{workflow_id}.json"]
+    assert dag_files(sandbox.dags) == sorted(f"{w}-mydag.py" for w in old)
+    assert_tidy(sandbox.dags)
+
+
 CONFIG_FAULTS: list[tuple[str, Behaviour, str]] = [
     ("HTTP 500", Behaviour.json({"error": "boom"}, 500), "config API answered HTTP 500 for workflow 'alpha'"),
     ("connection closed", Behaviour.close(), "is unreachable (connection failed)"),

@@ -20,6 +20,7 @@ that gets the ``Request`` and returns one (answers that change between requests)
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import socket
@@ -135,7 +136,17 @@ class _Server(ThreadingHTTPServer):
     def __init__(self, address: tuple[str, int], owner: FaultServer) -> None:
         self.owner = owner
         self.stopping = threading.Event()
+        self.connections: set[socket.socket] = set()
+        self.connections_lock = threading.Lock()
         super().__init__(address, _Handler)
+
+    def cut_connections(self) -> None:
+        """Close every open (keep-alive) connection, as a dying server does."""
+        with self.connections_lock:
+            connections = list(self.connections)
+        for connection in connections:
+            with contextlib.suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)
 
     def handle_error(self, request: Any, client_address: Any) -> None:  # clients hang up on purpose
         pass
@@ -150,6 +161,17 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         pass
 
+    def setup(self) -> None:
+        super().setup()
+        with self.server.connections_lock:
+            self.server.connections.add(self.connection)
+
+    def finish(self) -> None:
+        with self.server.connections_lock:
+            self.server.connections.discard(self.connection)
+        with contextlib.suppress(OSError):
+            super().finish()
+
     def do_GET(self) -> None:
         owner = self.server.owner
         request = Request(self.command, self.path, {k.lower(): v for k, v in self.headers.items()}, time.monotonic())
@@ -159,6 +181,7 @@ class _Handler(BaseHTTPRequestHandler):
         except (BrokenPipeError, ConnectionResetError, TimeoutError):
             self.close_connection = True
         if behaviour.stop_after:
+            self.server.stopping.set()  # from now on every request is dropped, even on open connections
             threading.Thread(target=owner.stop, daemon=True).start()
 
     do_HEAD = do_GET
@@ -255,7 +278,7 @@ class FaultServer:
         self._thread.start()
 
     def stop(self) -> None:
-        """Stop listening: new connections are refused; hanging answers are cut short."""
+        """Stop listening and cut open connections: new ones are refused; hanging answers end."""
         with self._lock:
             server, self._server = self._server, None
         if server is None:
@@ -263,6 +286,7 @@ class FaultServer:
         server.stopping.set()
         server.shutdown()
         server.server_close()
+        server.cut_connections()
 
     def __enter__(self) -> FaultServer:
         return self
