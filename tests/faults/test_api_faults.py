@@ -12,6 +12,7 @@ import itertools
 import json
 import shutil
 import signal
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -265,17 +266,18 @@ def test_flapping_api_converges(seeded: Sandbox, api: FaultServer, fault: Callab
     workflows = {**WORKFLOWS, "gamma": {"tags": ["g"]}, "delta": {}}
     api.serve_workflows(workflows, list_format="ids")
     failures = [Behaviour.close(), Behaviour.json({"error": "flap"}, 503), Behaviour.reset()]
-    state = {"n": 0}
     correct = {
         "/airflowconfigs": Behaviour.json(list(workflows), etag=True),
         **{config_path(w): Behaviour.json(c, etag=True) for w, c in workflows.items()},
     }
+    seen: dict[str, int] = {}
+    lock = threading.Lock()
 
     def flap(request: Request) -> Behaviour:
-        state["n"] += 1
-        if state["n"] % 2:
-            return failures[(state["n"] // 2) % len(failures)]
-        return correct[request.route]
+        """Per path: fail, answer, fail, answer… (deterministic whatever the request order)."""
+        with lock:
+            seen[request.route] = count = seen.get(request.route, 0) + 1
+        return failures[count // 2 % len(failures)] if count % 2 else correct[request.route]
 
     api.clear()
     api.set("/airflowconfigs", flap).set("/airflowconfigs/*", flap)
@@ -284,7 +286,7 @@ def test_flapping_api_converges(seeded: Sandbox, api: FaultServer, fault: Callab
 
     assert result.returncode == 0, result.explain()
     assert result.errors == []
-    assert any("retrying in" in w for w in result.warnings)
+    assert len([w for w in result.warnings if "retrying in" in w]) == 1 + len(workflows)  # every path failed once
     assert dag_files(seeded.dags) == sorted(f"{w}-mydag.py" for w in workflows)
     for workflow_id, config in workflows.items():
         assert json.loads((seeded.dags / ".dagfleet" / "configs" / f"{workflow_id}.json").read_text()) == config

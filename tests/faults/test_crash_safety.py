@@ -313,7 +313,7 @@ def test_forked_syncs_killed_hundreds_of_times(sandbox: Sandbox, fleet: Fleet, f
     finally:
         zygote.close()
     fault("SIGKILL of a sync (forked)", kind="SIGKILL", count=killed)
-    assert killed >= FORKED_KILLS * 0.6, f"only {killed} of {FORKED_KILLS} kills landed inside the sync"
+    assert killed >= FORKED_KILLS * 0.5, f"only {killed} of {FORKED_KILLS} kills landed inside the sync"
     _converge(sandbox, fleet)
 
 
@@ -339,7 +339,7 @@ def test_cli_syncs_killed_in_the_sync_window(sandbox: Sandbox, fleet: Fleet, fau
 
     killed, _ = _kill_loop(CLI_KILLS, start, kill, lambda: window, lambda c: check_complete(sandbox.dags, c))
     fault("SIGKILL of `dagfleet sync`", kind="SIGKILL", count=killed)
-    assert killed >= CLI_KILLS * 0.5, f"only {killed} of {CLI_KILLS} kills landed before the sync ended"
+    assert killed >= CLI_KILLS * 0.4, f"only {killed} of {CLI_KILLS} kills landed before the sync ended"
     _converge(sandbox, fleet)
 
 

@@ -80,7 +80,6 @@ def test_sync_output_never_holds_the_key(
         api.set("/airflowconfigs/*", behaviour)
     result = sandbox.run("sync", env=_debug_env(sandbox, api.url))
     assert result.returncode in (0, 69), result.explain()
-    assert " dagfleet DEBUG " in result.stderr or result.returncode != 0 or name == "good answer"
     assert_no_secret(result.output, f"`dagfleet sync` output ({name})")
     assert set(api.headers_seen("x-api-key")) <= {KEY}
 
@@ -173,9 +172,12 @@ def serve_config(sandbox: Sandbox) -> Iterator[tuple[str, subprocess.Popen[str]]
         text=True,
     )
     assert proc.stderr is not None
-    line = proc.stderr.readline()
-    match = re.search(r"on (http://127\.0\.0\.1:\d+)/airflowconfigs", line)
-    assert match, line
+    head: list[str] = []
+    match = None
+    while match is None and len(head) < 20:
+        head.append(proc.stderr.readline())
+        match = re.search(r"on (http://127\.0\.0\.1:\d+)/airflowconfigs", head[-1])
+    assert match, head
     yield match.group(1), proc
     if proc.poll() is None:
         proc.kill()
