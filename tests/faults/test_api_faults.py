@@ -211,6 +211,27 @@ def test_list_fault_without_a_last_known_good_set_is_nothing_usable(
     assert_tidy(sandbox.dags)
 
 
+def test_unsolicited_304_is_not_taken_for_a_list(
+    sandbox: Sandbox, seeded_template: Path, api: FaultServer, fault: Callable[..., None]
+) -> None:
+    """A broken cache in front of the API answers 304 to a client that sent no If-None-Match."""
+    fault("list: HTTP 304 without If-None-Match (first start)")
+    api.set("/airflowconfigs", Behaviour(status=304, content_type=None))
+    fresh = _sync(sandbox, api)
+    assert fresh.returncode == 69, fresh.explain()
+    assert _one_error(fresh).startswith("config API answered HTTP 304 for the workflow list; ")
+    assert list(api.headers_seen("if-none-match")) == [None]
+    assert dag_files(sandbox.dags) == []
+    # With a complete last known good set the client does ask If-None-Match: then 304 is right.
+    shutil.rmtree(sandbox.dags)
+    shutil.copytree(seeded_template, sandbox.dags)
+    before = snapshot(sandbox.dags)
+    seeded = _sync(sandbox, api)
+    assert seeded.returncode == 0, seeded.explain()
+    assert list(api.headers_seen("if-none-match"))[-1] is not None
+    assert_kept(before, snapshot(sandbox.dags))
+
+
 # -- retries -------------------------------------------------------------------------------------
 @pytest.mark.parametrize("status", [500, 502, 503, 429])
 def test_retries_then_success(status: int, seeded: Sandbox, api: FaultServer, fault: Callable[..., None]) -> None:
