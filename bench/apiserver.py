@@ -5,16 +5,20 @@ server never shares a GIL with the sync being measured. It prints ``PORT <n>`` o
 Counters: ``GET /_bench/stats`` (add ``?paths=1`` for per-workflow counts) and
 ``POST``-free ``GET /_bench/reset``; these two are not counted themselves.
 
-``--nodelay`` sets ``TCP_NODELAY`` on the answers. The reference server does not: it writes the
-headers and the body of an answer in two writes, so on a keep-alive connection Nagle's algorithm
-holds the body until the client's delayed ACK (~40 ms) -- every request after the first on a
-connection takes ~44 ms. The benchmark measures the reference server as it is, and the per-ID
-mode once more with ``--nodelay`` to show what a well-behaved config API costs.
+``--tuned`` fixes three things of the reference server that distort per-ID syncs: it writes the
+headers and the body of an answer in two writes without ``TCP_NODELAY``, so on a keep-alive
+connection Nagle's algorithm holds the body until the client's delayed ACK (~40 ms: every 200
+answer after the first on a connection takes ~44 ms); and it listens with socketserver's
+default backlog of 5, so when the sync's 8 fetch threads connect at once a dropped SYN now and
+then costs a 1 s retransmit; and it finds ``/airflowconfigs/{id}`` by scanning the whole list
+(O(N) per request, O(N²) per per-ID sync), where the tuned server keeps a dict. The benchmark
+measures the reference server as it is, and the per-ID mode once more with ``--tuned`` to show
+what a well-behaved config API costs.
 
 The only other change: the workflows file is read with ``json.loads`` (the bench writes JSON, a
 subset of YAML). The reference server's pure-Python ``yaml.safe_load`` needs ~45 s for a
-10,000-workflow file; that is a start-up/reload cost, not part of what a sync costs, and is
-reported separately by the benchmark.
+10,000-workflow file (measured by hand, see docs/benchmarks.md); that is a start-up/reload
+cost, not part of what a sync costs.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
+from urllib.parse import unquote, urlsplit
 
 import yaml
 
@@ -65,6 +70,8 @@ class _Stats:
 
 
 STATS = _Stats()
+INDEX: dict[str, Any] = {}
+INDEX_LOCK = threading.Lock()
 
 
 class _CountingWriter:
@@ -97,7 +104,7 @@ def _fast_load(stream: Any) -> Any:
         return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # noqa: S506 - safe loader
 
 
-def serve(file: Path, list_format: str, nodelay: bool = False) -> None:
+def serve(file: Path, list_format: str, tuned: bool = False) -> None:
     from dagfleet import server as reference
 
     reference.yaml.safe_load = _fast_load  # type: ignore[attr-defined,assignment]
@@ -105,7 +112,7 @@ def serve(file: Path, list_format: str, nodelay: bool = False) -> None:
     base = reference.make_handler(store, None, list_format)
 
     class Handler(base):  # type: ignore[misc,valid-type]
-        disable_nagle_algorithm = nodelay
+        disable_nagle_algorithm = tuned
 
         def setup(self) -> None:
             super().setup()
@@ -118,6 +125,8 @@ def serve(file: Path, list_format: str, nodelay: bool = False) -> None:
                 with STATS.lock:
                     STATS.requests += 1
                     STATS.paths[self.path] += 1
+                if tuned and self._get_indexed():
+                    return
                 super().do_GET()
                 return
             if self.path.startswith("/_bench/reset"):
@@ -129,6 +138,22 @@ def serve(file: Path, list_format: str, nodelay: bool = False) -> None:
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
             self.wfile.write(body)
+
+        def _get_indexed(self) -> bool:
+            """``GET /airflowconfigs/{id}`` by dict lookup (the reference server scans the list)."""
+            parts = [unquote(p) for p in urlsplit(self.path).path.split("/") if p]
+            if len(parts) != 2 or parts[0] != "airflowconfigs":
+                return False
+            workflows = store.refresh()
+            with INDEX_LOCK:
+                if INDEX.get("of") is not workflows:
+                    INDEX.clear()
+                    INDEX.update({"of": workflows, "by_id": {str(w): c for w, c in workflows}})
+                by_id = INDEX["by_id"]
+            if parts[1] not in by_id:
+                return False
+            self._send_cacheable(by_id[parts[1]])
+            return True
 
         def send_response(self, code: int, message: str | None = None) -> None:
             if self.wfile.counting:  # type: ignore[attr-defined]
@@ -142,7 +167,10 @@ def serve(file: Path, list_format: str, nodelay: bool = False) -> None:
                     STATS.body_bytes += int(value)
             super().send_header(keyword, value)
 
-    httpd = reference.ConfigApiServer(("127.0.0.1", 0), Handler)
+    class Server(reference.ConfigApiServer):
+        request_queue_size = 128 if tuned else reference.ConfigApiServer.request_queue_size
+
+    httpd = Server(("127.0.0.1", 0), Handler)
     print(f"PORT {httpd.server_port}", flush=True)
     with httpd:
         httpd.serve_forever()
@@ -171,7 +199,7 @@ class ApiServer:
 
 
 @contextlib.contextmanager
-def running(file: Path, list_format: str = "objects", nodelay: bool = False) -> Iterator[ApiServer]:
+def running(file: Path, list_format: str = "objects", tuned: bool = False) -> Iterator[ApiServer]:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     process = subprocess.Popen(
         [
@@ -182,7 +210,7 @@ def running(file: Path, list_format: str = "objects", nodelay: bool = False) -> 
             str(file),
             "--list-format",
             list_format,
-            *(["--nodelay"] if nodelay else []),
+            *(["--tuned"] if tuned else []),
         ],
         stdout=subprocess.PIPE,
         text=True,
@@ -243,10 +271,10 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--file", type=Path, required=True)
     parser.add_argument("--list-format", choices=("objects", "ids"), default="objects")
-    parser.add_argument("--nodelay", action="store_true", help="TCP_NODELAY on answers (not in the reference server)")
+    parser.add_argument("--tuned", action="store_true", help="TCP_NODELAY, a listen backlog of 128, ID lookup by dict")
     options = parser.parse_args()
     with contextlib.suppress(KeyboardInterrupt):
-        serve(options.file, options.list_format, options.nodelay)
+        serve(options.file, options.list_format, options.tuned)
     return 0
 
 

@@ -27,7 +27,7 @@ class Plan:
     sync_sizes: tuple[int, ...]
     cli_sizes_objects: tuple[int, ...]
     cli_sizes_ids: tuple[int, ...]
-    nodelay_sizes: tuple[int, ...]
+    tuned_sizes: tuple[int, ...]
     parse_files: int
     parse_dead_files: int
     parse_hang_files: int
@@ -35,7 +35,7 @@ class Plan:
     fresh_changes: int
 
 
-FULL = Plan((10, 100, 1000, 10000), (10, 100, 1000, 10000), (10, 100, 1000), (1000, 10000), 50, 20, 2, 5.0, 6)
+FULL = Plan((10, 100, 1000, 10000), (10, 100, 1000, 10000), (10, 100, 1000), (1000, 10000), 50, 20, 2, 5.0, 10)
 QUICK = Plan((10, 100), (10, 100), (10, 100), (100,), 6, 4, 1, 2.0, 3)
 
 
@@ -66,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
                 list(plan.sync_sizes),
                 work,
                 {"objects": plan.cli_sizes_objects, "ids": plan.cli_sizes_ids},
-                plan.nodelay_sizes,
+                plan.tuned_sizes,
             )
             results["sync"]["elapsed_s"] = time.perf_counter() - t
         if "parse" in parts:

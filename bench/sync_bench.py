@@ -4,7 +4,7 @@ For each size N and each list format of the reference config API:
 
 * ``objects``: ``GET /airflowconfigs`` carries every config (one request);
 * ``ids``: the list carries IDs only, then one ``GET /airflowconfigs/{id}`` per workflow;
-* ``ids-nodelay``: the same with ``TCP_NODELAY`` on the server (see bench/apiserver.py);
+* ``ids-tuned``: the same against the server with TCP_NODELAY and a larger backlog (bench/apiserver.py);
 
 measure a cold sync (empty dags folder), a re-sync with nothing changed (ETag / 304) and a
 re-sync after one workflow changed, in-process (``Materializer(settings, client).sync()``) and
@@ -97,11 +97,11 @@ def run(
     sizes: list[int],
     work: Path,
     cli_sizes: dict[str, tuple[int, ...]] | None = None,
-    nodelay_sizes: tuple[int, ...] = (),
+    tuned_sizes: tuple[int, ...] = (),
     repeats: int = 3,
     repeat_max_n: int = 1000,
 ) -> dict[str, Any]:
-    """Every size with ``objects`` and ``ids`` lists (and ``ids-nodelay`` for ``nodelay_sizes``).
+    """Every size with ``objects`` and ``ids`` lists (and ``ids-tuned`` for ``tuned_sizes``).
 
     ``cli_sizes``: per list format, the sizes also measured with the CLI (default: all). Re-syncs
     are repeated ``repeats`` times up to ``repeat_max_n`` workflows (median wall time).
@@ -111,14 +111,14 @@ def run(
 
     for n in sizes:
         workflows = workload.fleet(n)
-        modes = ["objects", "ids"] + (["ids-nodelay"] if n in nodelay_sizes else [])
+        modes = ["objects", "ids"] + (["ids-tuned"] if n in tuned_sizes else [])
         rounds = repeats if n <= repeat_max_n else 1
         for mode in modes:
             case = work / f"sync-{n}-{mode}"
             shutil.rmtree(case, ignore_errors=True)
             file = workload.write_workflows(case / "workflows.json", workflows)
             list_format = mode.split("-")[0]
-            with apiserver.running(file, list_format, nodelay=mode.endswith("nodelay")) as server:
+            with apiserver.running(file, list_format, tuned=mode.endswith("tuned")) as server:
                 row: dict[str, Any] = {"n": n, "list_format": mode}
                 log(f"sync N={n} list={mode}: cold (in-process)")
                 row["cold"] = _measure(server, _in_process, case / "dags")
