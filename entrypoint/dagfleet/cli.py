@@ -13,8 +13,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
 from typing import NoReturn
+from urllib.parse import urlsplit
 
 from dagfleet import __version__
+from dagfleet.client import display_url
 from dagfleet.errors import DagfleetError
 from dagfleet.materializer import Materializer, Outcome, SyncReport
 from dagfleet.settings import Settings, invalid_env, packaged_file
@@ -48,6 +50,15 @@ class RedactingFilter(logging.Filter):
                     message = message.replace(secret, "***")
                 record.msg, record.args = message, ()
         return True
+
+
+def _secrets_of(settings: Settings) -> list[str]:
+    """Values the redacting filter hides: the API key, a password in a URL."""
+    values = [settings.api_key or ""]
+    for url in (settings.api_url, settings.cache_url):
+        if url and (password := urlsplit(url).password):
+            values.append(password)
+    return values
 
 
 def _setup_logging(level: str, secrets: Sequence[str] = ()) -> None:
@@ -176,7 +187,7 @@ def cmd_check(settings: Settings, args: Sequence[str]) -> int:
     if problems:
         return 2
     argv = resolve_command(settings, args)
-    source = settings.api_url or (
+    source = (settings.api_url and display_url(settings.api_url)) or (
         "DAGFLEET_STATIC_WORKFLOWS" if settings.static_workflows else "nothing (set DAGFLEET_API_URL)"
     )
     log.info("check: OK: would sync %s from %s, then exec %s", settings.dags_folder, source, " ".join(argv))
@@ -209,10 +220,13 @@ def _strip_dashdash(args: list[str]) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # Group-writable files and folders (gid 0), as the official image's entrypoint does: on
+    # platforms that run the container with an arbitrary UID in group 0, every pod can write them.
+    os.umask(0o002)
     options = build_parser().parse_args(argv)
     try:
         settings = Settings.from_env()
-        _setup_logging(settings.log_level, [settings.api_key or ""])
+        _setup_logging(settings.log_level, _secrets_of(settings))
     except DagfleetError as err:
         _setup_logging("INFO")
         log.error("%s", err)

@@ -14,9 +14,10 @@ import time
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit, urlunsplit
 
 import requests
+import requests.adapters
 from tenacity import Retrying
 
 from dagfleet import __version__
@@ -53,6 +54,18 @@ class ConfigResult:
     etag: str | None = None
     not_modified: bool = False
     body_bytes: int = 0
+
+
+def display_url(url: str) -> str:
+    """``url`` with any ``user:password@`` removed (credentials never reach a log line)."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
+
+
+def url_password(url: str) -> str | None:
+    return urlsplit(url).password
 
 
 def _retry_after(value: str | None) -> float | None:
@@ -111,28 +124,27 @@ class ConfigClient:
         self.connect_timeout = connect_timeout
         self.read_timeout = read_timeout
         self.retrying = retrying or retry_policy()
-        self._local = threading.local()  # one Session per thread (keep-alive, thread-safe)
-        self._sessions: list[requests.Session] = []
         self._lock = threading.Lock()
         self.requests_sent = 0
         self.bytes_received = 0
+        # One Session for every thread: urllib3's connection pool is thread-safe and keeps
+        # connections alive across the parallel per-workflow fetches.
+        self.session = requests.Session()
+        adapter = requests.adapters.HTTPAdapter(pool_connections=2, pool_maxsize=32)
+        self.session.mount("http://", adapter)
+        self.session.mount("https://", adapter)
+        self.session.headers["User-Agent"] = f"dagfleet/{__version__}"
+        self.session.headers["Accept"] = "application/json"
+        if api_key:
+            self.session.headers["x-api-key"] = api_key
 
     @property
-    def session(self) -> requests.Session:
-        session = getattr(self._local, "session", None)
-        if session is None:
-            session = requests.Session()
-            session.headers["User-Agent"] = f"dagfleet/{__version__}"
-            session.headers["Accept"] = "application/json"
-            if self._api_key:
-                session.headers["x-api-key"] = self._api_key
-            self._local.session = session
-            with self._lock:
-                self._sessions.append(session)
-        return session
+    def shown_url(self) -> str:
+        """The base URL without any ``user:password@`` part: the only form that is ever logged."""
+        return display_url(self.base_url)
 
     def __repr__(self) -> str:  # never show the key
-        return f"ConfigClient({self.base_url!r})"
+        return f"ConfigClient({self.shown_url!r})"
 
     @classmethod
     def from_settings(cls, settings: Settings, *, retrying: Retrying | None = None) -> ConfigClient:
@@ -147,10 +159,7 @@ class ConfigClient:
         )
 
     def close(self) -> None:
-        with self._lock:
-            for session in self._sessions:
-                session.close()
-            self._sessions.clear()
+        self.session.close()
 
     # -- public API -------------------------------------------------------------------------
     def list_workflows(self, etag: str | None = None) -> ListResult:
@@ -181,9 +190,37 @@ class ConfigClient:
         raise AssertionError("unreachable")  # pragma: no cover - Retrying re-raises
 
     def _get_once(self, path: str, etag: str | None, what: str) -> tuple[int, Any, str | None, int]:
+        """One request, bounded as a whole by connect + read timeout.
+
+        requests' timeouts bound each socket operation, not the response: a server trickling
+        its headers or body a byte at a time would hold the sync forever. The request runs in a
+        daemon thread that is abandoned (and its connection discarded) at the deadline.
+        """
+        total = self.connect_timeout + self.read_timeout
+        outcome: dict[str, Any] = {}
+
+        def work() -> None:
+            try:
+                outcome["value"] = self._request(path, etag, what, time.monotonic() + total)
+            except BaseException as err:  # noqa: BLE001 - re-raised in the caller's thread below
+                outcome["error"] = err
+
+        worker = threading.Thread(target=work, name="dagfleet-request", daemon=True)
+        worker.start()
+        worker.join(total + 0.5)
+        if worker.is_alive():
+            raise ConfigApiError(
+                f"config API at {self.shown_url} took longer than {total:g}s to answer {what} "
+                "(DAGFLEET_CONNECT_TIMEOUT + DAGFLEET_READ_TIMEOUT)",
+                retryable=True,
+            )
+        if "error" in outcome:
+            raise outcome["error"]
+        return outcome["value"]
+
+    def _request(self, path: str, etag: str | None, what: str, deadline: float) -> tuple[int, Any, str | None, int]:
         url = self.base_url + path
         headers = {"If-None-Match": etag} if etag else {}
-        deadline = time.monotonic() + self.connect_timeout + self.read_timeout
         with self._lock:
             self.requests_sent += 1
         try:
@@ -197,24 +234,24 @@ class ConfigClient:
             )
         except requests.exceptions.ConnectTimeout:
             raise ConfigApiError(
-                f"config API at {self.base_url} did not accept a connection within "
+                f"config API at {self.shown_url} did not accept a connection within "
                 f"{self.connect_timeout:g}s: check DAGFLEET_API_URL and the network",
                 retryable=True,
             ) from None
         except requests.exceptions.ReadTimeout:
             raise ConfigApiError(
-                f"config API at {self.base_url} did not answer {what} within {self.read_timeout:g}s "
+                f"config API at {self.shown_url} did not answer {what} within {self.read_timeout:g}s "
                 "(DAGFLEET_READ_TIMEOUT)",
                 retryable=True,
             ) from None
         except requests.exceptions.ConnectionError:
             raise ConfigApiError(
-                f"config API at {self.base_url} is unreachable (connection failed): check "
+                f"config API at {self.shown_url} is unreachable (connection failed): check "
                 "DAGFLEET_API_URL and that the service is up",
                 retryable=True,
             ) from None
         except requests.exceptions.RequestException as err:
-            raise ConfigApiError(f"config API request to {self.base_url} failed: {type(err).__name__}") from None
+            raise ConfigApiError(f"config API request to {self.shown_url} failed: {type(err).__name__}") from None
         with response:
             return self._read(response, deadline, what, etag)
 
@@ -260,7 +297,7 @@ class ConfigClient:
                     raise ConfigApiError(f"config API answer for {what} is larger than {MAX_BODY_BYTES // 2**20} MiB")
                 if time.monotonic() > deadline:
                     raise ConfigApiError(
-                        f"config API at {self.base_url} took longer than "
+                        f"config API at {self.shown_url} took longer than "
                         f"{self.connect_timeout + self.read_timeout:g}s to send {what}",
                         retryable=True,
                     )

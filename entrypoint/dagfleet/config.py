@@ -211,7 +211,9 @@ class PodSpec(_Model):
     image: str
     cmds: list[str] = Field(default_factory=list)
     arguments: list[str] = Field(default_factory=list)
-    namespace: str = "default"
+    # None: the namespace of the kubernetes_default connection (the chart sets its podNamespace
+    # there, where its Role lets Airflow create pods), else the namespace Airflow runs in.
+    namespace: str | None = None
     env: dict[str, str] = Field(default_factory=dict)
     resources: Resources | None = None
     service_account_name: str | None = None
@@ -230,7 +232,9 @@ class PodSpec(_Model):
 
     @field_validator("namespace")
     @classmethod
-    def _check_namespace(cls, value: str) -> str:
+    def _check_namespace(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
         if len(value) > 63 or not DNS_LABEL.fullmatch(value):
             raise ValueError(f"{_shown(value)} is not a valid Kubernetes namespace name")
         return value

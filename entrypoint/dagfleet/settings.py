@@ -128,7 +128,7 @@ def packaged_file(*parts: str) -> Path:
 
 @dataclass(frozen=True)
 class Settings:
-    api_url: str | None = None
+    api_url: str | None = field(default=None, repr=False)  # may carry user:password@
     api_key_value: str | None = field(default=None, repr=False)
     api_key_file: str | None = None
     static_workflows: tuple[str, ...] = ()
