@@ -7,6 +7,8 @@ problem into one line naming the workflow, the field and what is wrong.
 
 from __future__ import annotations
 
+import functools
+import json
 import re
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
@@ -446,12 +448,25 @@ def _param_default_problem(param: ParamSpec) -> str | None:
     import jsonschema  # Airflow validates Params with it too; only needed when a schema is given
 
     try:
-        jsonschema.validate(param.default, schema, format_checker=jsonschema.FormatChecker())
+        validator = _validator(json.dumps(schema, sort_keys=True))
     except jsonschema.SchemaError as err:
         return f"the param schema is invalid: {err.message}"
-    except jsonschema.ValidationError as err:
-        return f"the default does not match the param's schema: {err.message}"
+    error = jsonschema.exceptions.best_match(validator.iter_errors(param.default))
+    if error is not None:
+        return f"the default does not match the param's schema: {error.message}"
     return None
+
+
+@functools.lru_cache(maxsize=1024)
+def _validator(schema_json: str) -> Any:
+    """One checked validator per distinct schema: checking a schema is the costly part, and a
+    fleet repeats the same few param schemas thousands of times."""
+    import jsonschema
+
+    schema = json.loads(schema_json)
+    cls = jsonschema.validators.validator_for(schema)
+    cls.check_schema(schema)
+    return cls(schema, format_checker=jsonschema.FormatChecker())
 
 
 # -- one-line errors -------------------------------------------------------------------------

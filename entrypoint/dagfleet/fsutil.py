@@ -33,8 +33,6 @@ def atomic_write(path: Path, data: bytes, mode: int = 0o664, tmp_dir: Path | Non
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
         Path(tmp).chmod(mode)
         Path(tmp).replace(path)
     except BaseException:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import logging
+import os
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -186,6 +187,8 @@ class Materializer:
                 self._prune(name, workflow_id)
                 report.pruned.append(name)
         self._save_manifest(final)
+        if report.written or report.pruned:
+            os.sync()  # one flush to disk for the whole sync instead of one fsync per file
         report.workflows = sorted(set(final.values()))
         self._save_state(state, listing, report, complete and not listing.problems)
         return report
