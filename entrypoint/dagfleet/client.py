@@ -210,7 +210,7 @@ class ConfigClient:
         worker.join(total + 0.5)
         if worker.is_alive():
             raise ConfigApiError(
-                f"config API at {self.shown_url} took longer than {total:g}s to answer {what} "
+                f"config API at {self.shown_url} took longer than {total:g}s to send {what} "
                 "(DAGFLEET_CONNECT_TIMEOUT + DAGFLEET_READ_TIMEOUT)",
                 retryable=True,
             )
