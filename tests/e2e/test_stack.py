@@ -125,8 +125,12 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Airflow]:
         finally:
             print(f"devstack stopped in {time.monotonic() - started:.1f}s", file=sys.stderr)
             log.close()
-        with socket.socket() as sock:  # Ctrl-C really stopped Airflow: its port is free again
-            sock.bind(("127.0.0.1", port))
+        # Ctrl-C really stopped Airflow: nothing listens on its port any more. SO_REUSEADDR
+        # ignores the TIME_WAIT connections a stopped server leaves; a live listener still fails.
+        with socket.socket() as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind(("0.0.0.0", port))  # the api-server listened on every address
+            sock.listen()
 
 
 def _pod_free_workflow() -> str:
