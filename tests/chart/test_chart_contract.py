@@ -29,6 +29,8 @@ import pytest
 import yaml
 from chartkit import ON_CI, REPO, SCENARIOS, containers, render_scenario, scenario_file, workloads
 
+from support.images import make_image
+
 pytestmark = pytest.mark.helm
 
 VENV_BIN = REPO / ".venv" / "bin"
@@ -248,18 +250,7 @@ def _image_present() -> bool:
 
 
 def _build_image() -> None:
-    env = {k: v for k, v in os.environ.items() if k not in {"MAKEFLAGS", "MAKELEVEL", "MFLAGS"}}
-    result = subprocess.run(
-        ["make", "-C", str(REPO), "--no-print-directory", "image", f"IMAGE={IMAGE}"],
-        capture_output=True,
-        text=True,
-        timeout=IMAGE_TIMEOUT,
-        env=env,
-        check=False,
-    )
-    if result.returncode != 0:
-        tail = "\n".join((result.stdout + result.stderr).splitlines()[-40:])
-        pytest.fail(f"make image failed ({result.returncode}):\n{tail}", pytrace=False)
+    make_image(IMAGE, IMAGE_TIMEOUT)
 
 
 @pytest.fixture(scope="module")

@@ -9,9 +9,7 @@ with ``make image`` (cached layers make a rebuild take seconds), tagged ``$DAGFL
 from __future__ import annotations
 
 import json
-import os
 import secrets
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -19,7 +17,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-from imagekit import BUILD_TIMEOUT, IMAGE_TAG, ON_CI, REPO, HostConfigApi, bridge_ip, docker, docker_problem
+from imagekit import BUILD_TIMEOUT, IMAGE_TAG, ON_CI, HostConfigApi, bridge_ip, docker, docker_problem
+
+from support.images import make_image
 
 WORKFLOWS = ("smoke_one", "smoke-two", "smoke.three")
 
@@ -63,19 +63,8 @@ def docker_engine() -> None:
 @pytest.fixture(scope="session")
 def image(docker_engine: None) -> str:
     """Build (or refresh from cache) the image with `make image`; returns its tag."""
-    env = {k: v for k, v in os.environ.items() if k not in {"MAKEFLAGS", "MAKELEVEL", "MFLAGS"}}
     started = time.monotonic()
-    result = subprocess.run(
-        ["make", "-C", str(REPO), "--no-print-directory", "image", f"IMAGE={IMAGE_TAG}"],
-        capture_output=True,
-        text=True,
-        timeout=BUILD_TIMEOUT,
-        env=env,
-        check=False,
-    )
-    if result.returncode != 0:
-        tail = "\n".join((result.stdout + result.stderr).strip().splitlines()[-40:])
-        pytest.fail(f"make image failed ({result.returncode}):\n{tail}", pytrace=False)
+    result = make_image(IMAGE_TAG, BUILD_TIMEOUT)
     summary = [line for line in result.stderr.splitlines() if line.startswith("image: built")]
     print(f"{summary[-1] if summary else 'image built'} (make image: {time.monotonic() - started:.0f} s)")
     return IMAGE_TAG
