@@ -299,8 +299,8 @@ def render(results: dict[str, Any]) -> str:
                 cold, nofsync = r["cold"]["wall_s"], r["cold_without_fsync"]["wall_s"]
                 out.append(
                     f"Where the time goes at {r['n']:,} workflows (list with configs): cold sync {cold:.1f} s; "
-                    f"the same with `os.fsync` disabled (what-if) {nofsync:.1f} s, so ~{cold - nofsync:.1f} s "
-                    f"are the {2 * r['n']:,} fsyncs (one per DAG file and per stored config); "
+                    f"the same without the flush to disk (what-if) {nofsync:.1f} s, so ~{cold - nofsync:.1f} s "
+                    f"are flushing the {2 * r['n']:,} new files (DAG files and stored configs); "
                     f"`validate_config` of all {r['n']:,} configs alone takes {r['validate_all_s']:.1f} s "
                     f"(and runs again on every re-sync: unchanged re-sync {r['unchanged']['wall_s']:.1f} s)."
                 )

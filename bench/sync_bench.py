@@ -23,7 +23,7 @@ from unittest import mock
 
 from bench import apiserver, workload
 from bench.common import BIN, base_env, log
-from dagfleet import fsutil
+from dagfleet import fsutil, materializer
 from dagfleet.client import ConfigClient
 from dagfleet.materializer import Materializer
 from dagfleet.settings import Settings
@@ -79,8 +79,12 @@ def _median_of(runs: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def _without_fsync(url: str, dags: Path) -> dict[str, Any]:
-    """What-if: the same cold sync with ``os.fsync`` made a no-op (not how dagfleet runs)."""
-    with mock.patch.object(fsutil.os, "fsync", lambda _fd: None):
+    """What-if: the same cold sync without flushing to disk (no ``os.sync``/``os.fsync``; not how
+    dagfleet runs)."""
+    with (
+        mock.patch.object(fsutil.os, "fsync", lambda _fd: None),
+        mock.patch.object(materializer.os, "sync", lambda: None),
+    ):
         return _in_process(url, dags)
 
 
