@@ -207,7 +207,7 @@ class ConfigClient:
 
         worker = threading.Thread(target=work, name="dagfleet-request", daemon=True)
         worker.start()
-        worker.join(total + 0.5)
+        worker.join(total + 0.25)  # a little grace for an answer that is just finishing
         if worker.is_alive():
             raise ConfigApiError(
                 f"config API at {self.shown_url} took longer than {total:g}s to send {what} "

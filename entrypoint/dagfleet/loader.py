@@ -2,8 +2,8 @@
 
 1. the config ``dagfleet sync`` stored next to the DAG files (no network);
 2. else the cache entry when it is fresh, else the live config API, one attempt bounded by
-   ``DAGFLEET_PARSE_TIMEOUT`` (a hard bound: the request runs in a daemon thread, so even a
-   hanging DNS lookup cannot hold the parse); a good answer refreshes the cache;
+   ``DAGFLEET_PARSE_TIMEOUT`` (a hard bound: the client abandons a request as a whole at its
+   deadline, so even a hanging DNS lookup cannot hold the parse); a good answer refreshes the cache;
 3. else, when the API failed, the stale cache entry: the last known good config;
 4. else a ``WorkflowConfigError`` saying what was tried.
 
@@ -13,7 +13,6 @@ Without ``DAGFLEET_API_URL`` and without a stored config the workflow gets the d
 from __future__ import annotations
 
 import logging
-import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,8 +24,6 @@ from dagfleet.fsutil import read_json
 from dagfleet.settings import Settings
 
 log = logging.getLogger(__name__)
-
-JOIN_MARGIN = 0.25  # seconds granted on top of the parse timeout to a request that is finishing
 
 
 @dataclass(frozen=True)
@@ -95,43 +92,26 @@ def parse_timeouts(settings: Settings) -> tuple[float, float]:
 
 
 def fetch_config(workflow_id: str, settings: Settings) -> dict[str, Any]:
-    """One ``GET /airflowconfigs/{id}``, abandoned after ``DAGFLEET_PARSE_TIMEOUT`` whatever happens."""
-    result: dict[str, Any] = {}
+    """One ``GET /airflowconfigs/{id}`` within ``DAGFLEET_PARSE_TIMEOUT``.
 
-    def run() -> None:
-        from dagfleet.client import ConfigClient  # requests: only needed on this path
-        from dagfleet.retry import retry_policy
+    The client bounds a request as a whole (DNS, connect, headers, body) by connect + read
+    timeout, and ``parse_timeouts`` keeps that sum within the parse timeout.
+    """
+    from dagfleet.client import ConfigClient  # requests: only needed on this path
+    from dagfleet.retry import retry_policy
 
-        try:
-            connect, read = parse_timeouts(settings)
-            client = ConfigClient(
-                settings.api_url or "",
-                settings.api_key,
-                connect_timeout=connect,
-                read_timeout=read,
-                retrying=retry_policy(1),
-            )
-            try:
-                result["config"] = client.get_config(workflow_id).config
-            finally:
-                client.close()
-        except DagfleetError as err:
-            result["error"] = err
-        except Exception as err:  # noqa: BLE001 - reported as one line, the parse goes on
-            result["error"] = ConfigApiError(f"config API request failed: {type(err).__name__}")
-
-    worker = threading.Thread(target=run, name=f"dagfleet-config-{workflow_id}", daemon=True)
-    worker.start()
-    worker.join(settings.parse_timeout + JOIN_MARGIN)
-    if worker.is_alive():
-        raise ConfigApiError(
-            f"config API at {settings.api_url} did not answer within {settings.parse_timeout:g}s "
-            "(DAGFLEET_PARSE_TIMEOUT)",
-            retryable=True,
-        )
-    if "error" in result:
-        raise result["error"]
-    config = result.get("config")
+    connect, read = parse_timeouts(settings)
+    client = ConfigClient(
+        settings.api_url or "", settings.api_key, connect_timeout=connect, read_timeout=read, retrying=retry_policy(1)
+    )
+    try:
+        config = client.get_config(workflow_id).config
+    except DagfleetError:
+        raise
+    except Exception as err:  # noqa: BLE001 - reported as one line, the parse goes on
+        raise ConfigApiError(f"config API request failed: {type(err).__name__}") from None
+    finally:
+        client.close()
     if not isinstance(config, dict):
         raise ConfigApiError(f"config API sent no config for workflow {workflow_id!r}")
     return config
