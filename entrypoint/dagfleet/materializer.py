@@ -172,9 +172,10 @@ class Materializer:
         planned = {workflow_ids.dag_file_name(i): i for i in configs}
         self._save_manifest({**manifest, **planned})
 
+        configs_written = False
         for workflow_id, config in sorted(configs.items()):
             if config is not None:
-                atomic_write_json(self.settings.config_path(workflow_id), config, self.paths.tmp)
+                configs_written |= atomic_write_json(self.settings.config_path(workflow_id), config, self.paths.tmp)
             path = self.paths.dags / workflow_ids.dag_file_name(workflow_id)
             if atomic_write(path, base_dag, tmp_dir=self.paths.tmp):
                 report.written.append(path.name)
@@ -187,7 +188,7 @@ class Materializer:
                 self._prune(name, workflow_id)
                 report.pruned.append(name)
         self._save_manifest(final)
-        if report.written or report.pruned:
+        if report.written or report.pruned or configs_written:
             os.sync()  # one flush to disk for the whole sync instead of one fsync per file
         report.workflows = sorted(set(final.values()))
         self._save_state(state, listing, report, complete and not listing.problems)
