@@ -13,12 +13,12 @@ HADOLINT ?= $(if $(wildcard $(BIN)/hadolint),$(BIN)/hadolint,$(TOOLS)/hadolint/b
 ##@ Image
 
 .PHONY: image
-image: ## Build the image (IMAGE=dagfleet:dev) FROM AIRFLOW_IMAGE, else the local stand-in
-	IMAGE=$(IMAGE) AIRFLOW_IMAGE=$(AIRFLOW_IMAGE) BASE_IMAGE=$(BASE_IMAGE) docker/build-image.sh
+image: | $(UV) ## Build the image (IMAGE=dagfleet:dev) FROM AIRFLOW_IMAGE, else the local stand-in
+	IMAGE=$(IMAGE) AIRFLOW_IMAGE=$(AIRFLOW_IMAGE) BASE_IMAGE=$(BASE_IMAGE) UV=$(abspath $(UV)) docker/build-image.sh
 
 .PHONY: image-base
-image-base: ## Build (or reuse) the local stand-in base image (root, debootstrap, dockerd)
-	BASE_IMAGE=$(BASE_IMAGE) docker/base/build.sh
+image-base: | $(UV) ## Build (or reuse) the local stand-in base image (root, debootstrap, dockerd)
+	BASE_IMAGE=$(BASE_IMAGE) UV=$(abspath $(UV)) docker/base/build.sh
 
 .PHONY: image-lint
 image-lint: $(HADOLINT) ## Lint the Dockerfile with hadolint

@@ -11,7 +11,8 @@
 # .cache/image-base/ so a rebuild does not download Debian or PyPI again. Needs root (debootstrap,
 # chroot) and a running dockerd; installs debootstrap with apt-get when it is missing.
 #
-# Env: BASE_IMAGE (tag, default dagfleet-base:airflow-<version>), FORCE, DEBIAN_MIRROR,
+# Env: BASE_IMAGE (tag, default dagfleet-base:airflow-<version>), FORCE, DEBIAN_MIRROR, UV (the
+#      pinned uv binary, default .tools/uv/bin/uv as `make` installs it),
 #      CA_BUNDLE (CA file the chroot and the image trust, default the host's system bundle).
 set -euo pipefail
 
@@ -53,6 +54,12 @@ if [ "${current}" = "${inputs_hash}" ] && [ "${FORCE:-0}" != 1 ]; then
   log "reusing ${BASE_IMAGE} (inputs ${inputs_hash})"
   exit 0
 fi
+# The static uv binary is copied into the chroot: the project's pinned one only (`make image-base`
+# installs it first; UV names it). A uv found on PATH is never used: nobody pinned its version.
+UV="${UV:-${ROOT}/.tools/uv/bin/uv}"
+if ! [ -x "${UV}" ] || [ "$(head -c 4 "${UV}" | tr -d '\0')" != $'\x7fELF' ]; then
+  die "pinned uv binary not found at ${UV} (run: make image-base, which installs it into .tools/uv)"
+fi
 log "building ${BASE_IMAGE}: Airflow ${AIRFLOW_VERSION}, cncf.kubernetes ${CNCF_VERSION} (inputs ${inputs_hash})"
 start=${SECONDS}
 
@@ -92,15 +99,6 @@ else
 fi
 
 # 2. Airflow in a venv, as the official image has it, from the hash-locked subset of the lock.
-# The static uv binary is copied into the chroot: the project's pinned one (make venv), else any
-# uv on PATH that is a real binary (not a pyenv shim script).
-UV=""
-for candidate in "${ROOT}/.tools/uv/bin/uv" "$(command -v uv || true)"; do
-  if [ -x "${candidate}" ] && [ "$(head -c 4 "${candidate}" | tr -d '\0')" = $'\x7fELF' ]; then
-    UV="${candidate}"; break
-  fi
-done
-[ -n "${UV}" ] || die "uv binary not found (make venv installs it into .tools/uv)"
 install -m 0755 "${UV}" "${R}/tmp/uv"
 install -m 0644 "${BASE_LOCK}" "${R}/tmp/base.lock"
 install -m 0755 "${HERE}/entrypoint.sh" "${R}/entrypoint"

@@ -7,6 +7,7 @@ import re
 import subprocess
 import sys
 import tomllib
+from pathlib import Path
 
 import pytest
 from imagekit import REPO, docker
@@ -110,3 +111,41 @@ def test_stand_in_base_is_reused(image: str, image_config: dict[str, object]) ->
     )
     assert result.returncode == 0, result.stderr
     assert "reusing" in result.stderr
+
+
+@pytest.mark.parametrize("target", ["image", "image-base"])
+def test_image_targets_install_the_pinned_uv_first(target: str, tmp_path: Path) -> None:
+    """On a new machine (no .tools yet) `make image` installs the pinned uv before building."""
+    result = subprocess.run(
+        ["make", "-C", str(REPO), "--no-print-directory", "-n", target, f"TOOLS={tmp_path / 'tools'}"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    lines = result.stdout.splitlines()
+    install = next(i for i, line in enumerate(lines) if 'pip install -q "uv==' in line)
+    build = next(i for i, line in enumerate(lines) if "build" in line and ".sh" in line)
+    assert install < build
+    assert f"UV={tmp_path / 'tools'}/uv/bin/uv " in lines[build]
+
+
+@pytest.mark.docker
+def test_stand_in_base_never_uses_an_unpinned_uv(docker_engine: None, tmp_path: Path) -> None:
+    """build.sh takes the project's pinned uv only: a uv merely on PATH is refused with one line."""
+    fake_bin = tmp_path / "bin"
+    fake_bin.mkdir()
+    (fake_bin / "uv").symlink_to(sys.executable)  # any executable named uv on PATH
+    env = {
+        **os.environ,
+        "PATH": f"{fake_bin}:{os.environ['PATH']}",
+        "UV": str(tmp_path / "missing-uv"),
+        "FORCE": "1",
+        "BASE_IMAGE": "dagfleet-base:never-built",
+    }
+    result = subprocess.run(
+        [str(REPO / "docker/base/build.sh")], capture_output=True, text=True, timeout=120, env=env, check=False
+    )
+    assert result.returncode == 1
+    assert "pinned uv binary not found" in result.stderr
+    assert "debootstrap" not in result.stderr  # it fails before any work
