@@ -20,7 +20,7 @@ import requests
 import requests.adapters
 from tenacity import Retrying
 
-from dagfleet import __version__
+from dagfleet import __version__, jsonlimits
 from dagfleet.errors import ConfigApiError
 from dagfleet.retry import retry_policy
 from dagfleet.settings import Settings
@@ -29,6 +29,13 @@ log = logging.getLogger(__name__)
 
 LIST_PATH = "/airflowconfigs"
 MAX_BODY_BYTES = 64 * 1024 * 1024
+# Connections kept alive: one per parallel fetch (the materializer runs this many fetch workers).
+POOL_SIZE = 8
+# An answer without a useful body (304, errors) is read to its end, up to this many bytes, so its
+# connection goes back to the pool; a longer one is closed instead.
+DRAIN_BYTES = 64 * 1024
+# Lines about unreadable list entries before the rest are summed up in one line.
+MAX_PROBLEMS_SHOWN = 10
 
 
 @dataclass(frozen=True)
@@ -37,6 +44,7 @@ class Entry:
 
     workflow_id: str
     config: dict[str, Any] | None = None
+    problem: str | None = None  # the entry could not be read (e.g. beyond a JSON bound): kept as it was
 
 
 @dataclass(frozen=True)
@@ -46,6 +54,7 @@ class ListResult:
     etag: str | None = None
     not_modified: bool = False
     body_bytes: int = 0
+    unreadable: int = 0  # entries whose ID could not be read: nothing is pruned in such a sync
 
 
 @dataclass(frozen=True)
@@ -81,6 +90,59 @@ def _retry_after(value: str | None) -> float | None:
         return None
 
 
+@dataclass(frozen=True)
+class _Unreadable:
+    """A list entry beyond a JSON bound (``reason``), with its ID when that could be read."""
+
+    reason: str
+    workflow_id: str | None
+
+
+def _malformed(what: str, err: ValueError) -> ConfigApiError:
+    return ConfigApiError(
+        f"config API sent malformed JSON for {what} ({err.__class__.__name__} at byte "
+        f"{getattr(err, 'pos', '?')}): fix the config service's output"
+    )
+
+
+def _beyond_limits(what: str, err: jsonlimits.JsonLimitError) -> ConfigApiError:
+    return ConfigApiError(f"config API sent {what} that {err}: fix the config service's output (see docs/openapi.yaml)")
+
+
+def parse_list_body(body: bytes) -> tuple[list[Entry], list[str], int]:
+    """The list's entries, problem lines and count of unreadable entries, from the raw body.
+
+    A body beyond a JSON bound (jsonlimits) is read entry by entry, so only the entry that
+    breaks it is affected; when the list itself cannot be read, one ``ConfigApiError``.
+    """
+    what = "the workflow list"
+    try:
+        return (*parse_list(jsonlimits.loads(body)), 0)
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise _malformed(what, err) from None
+    except jsonlimits.JsonLimitError as err:
+        whole = err
+    try:
+        elements = jsonlimits.split_array(body.decode("utf-8"))
+    except UnicodeDecodeError as err:
+        raise _malformed(what, err) from None
+    if elements is None:
+        raise _beyond_limits("a workflow list", whole)
+    payload: list[Any] = []
+    for element in elements:
+        try:
+            payload.append(jsonlimits.loads(element, jsonlimits.MAX_DEPTH - 1))
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise _malformed(what, err) from None
+        except jsonlimits.JsonLimitError as err:
+            payload.append(_Unreadable(str(err), jsonlimits.find_id(element)))
+    entries, problems = parse_list(payload)
+    unreadable = sum(1 for item in payload if isinstance(item, _Unreadable) and item.workflow_id is None)
+    if not entries:
+        raise _beyond_limits("a workflow list", whole)
+    return entries, problems, unreadable
+
+
 def parse_list(payload: Any) -> tuple[list[Entry], list[str]]:
     """Accept ``["a", "b"]`` or ``[{"id": "a", "config": {...}}]`` (optionally under ``workflows``)."""
     if isinstance(payload, dict) and "workflows" in payload:
@@ -95,10 +157,16 @@ def parse_list(payload: Any) -> tuple[list[Entry], list[str]]:
     for index, item in enumerate(payload):
         if isinstance(item, str):
             entries.append(Entry(item))
+        elif isinstance(item, _Unreadable):
+            if item.workflow_id is None:
+                problems.append(f"entry #{index} of the workflow list {item.reason}: skipped; nothing is pruned")
+            else:
+                problem = f"its entry in the workflow list {item.reason} (fix it in the config API)"
+                entries.append(Entry(item.workflow_id, None, problem=problem))
         elif isinstance(item, dict) and isinstance(item.get("id"), str):
             config = item.get("config")
             if config is not None and not isinstance(config, dict):
-                problems.append(f"workflow {item['id']!r}: 'config' must be an object, skipped")
+                problems.append(f"workflow {item['id']!a}: 'config' must be an object, skipped")
                 entries.append(Entry(item["id"], None))
                 continue
             entries.append(Entry(item["id"], config))
@@ -106,6 +174,9 @@ def parse_list(payload: Any) -> tuple[list[Entry], list[str]]:
             problems.append(
                 f"entry #{index} of the workflow list is neither an ID string nor an object with a string 'id': skipped"
             )
+    if len(problems) > MAX_PROBLEMS_SHOWN:
+        hidden = len(problems) - MAX_PROBLEMS_SHOWN
+        problems[MAX_PROBLEMS_SHOWN:] = [f"… and {hidden:,} more problems with entries of the workflow list"]
     return entries, problems
 
 
@@ -130,7 +201,7 @@ class ConfigClient:
         # One Session for every thread: urllib3's connection pool is thread-safe and keeps
         # connections alive across the parallel per-workflow fetches.
         self.session = requests.Session()
-        adapter = requests.adapters.HTTPAdapter(pool_connections=2, pool_maxsize=32)
+        adapter = requests.adapters.HTTPAdapter(pool_connections=2, pool_maxsize=POOL_SIZE)
         self.session.mount("http://", adapter)
         self.session.mount("https://", adapter)
         self.session.headers["User-Agent"] = f"dagfleet/{__version__}"
@@ -163,33 +234,38 @@ class ConfigClient:
 
     # -- public API -------------------------------------------------------------------------
     def list_workflows(self, etag: str | None = None) -> ListResult:
-        status, payload, new_etag, size = self._get(LIST_PATH, etag)
+        status, body, new_etag, size = self._get(LIST_PATH, etag)
         if status == 304:
             return ListResult(etag=etag, not_modified=True)
-        entries, problems = parse_list(payload)
-        return ListResult(entries, problems, new_etag, body_bytes=size)
+        entries, problems, unreadable = parse_list_body(body)
+        return ListResult(entries, problems, new_etag, body_bytes=size, unreadable=unreadable)
 
     def get_config(self, workflow_id: str, etag: str | None = None) -> ConfigResult:
         path = f"{LIST_PATH}/{quote(workflow_id, safe='')}"
-        status, payload, new_etag, size = self._get(path, etag, what=f"workflow {workflow_id!r}")
+        what = f"workflow {workflow_id!a}"
+        status, body, new_etag, size = self._get(path, etag, what=what)
         if status == 304:
             return ConfigResult(None, etag, not_modified=True)
+        try:
+            payload = jsonlimits.loads(body)
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise _malformed(what, err) from None
+        except jsonlimits.JsonLimitError as err:
+            raise _beyond_limits(f"a config for {what}", err) from None
         if isinstance(payload, dict) and isinstance(payload.get("config"), dict) and "id" in payload:
             payload = payload["config"]
         if not isinstance(payload, dict):
-            raise ConfigApiError(
-                f"config API answered {type(payload).__name__} for workflow {workflow_id!r}, expected a JSON object"
-            )
+            raise ConfigApiError(f"config API answered {type(payload).__name__} for {what}, expected a JSON object")
         return ConfigResult(payload, new_etag, body_bytes=size)
 
     # -- plumbing ---------------------------------------------------------------------------
-    def _get(self, path: str, etag: str | None, what: str = "the workflow list") -> tuple[int, Any, str | None, int]:
+    def _get(self, path: str, etag: str | None, what: str = "the workflow list") -> tuple[int, bytes, str | None, int]:
         for attempt in self.retrying.copy():  # a fresh state per call (thread-safe)
             with attempt:
                 return self._get_once(path, etag, what)
         raise AssertionError("unreachable")  # pragma: no cover - Retrying re-raises
 
-    def _get_once(self, path: str, etag: str | None, what: str) -> tuple[int, Any, str | None, int]:
+    def _get_once(self, path: str, etag: str | None, what: str) -> tuple[int, bytes, str | None, int]:
         """One request, bounded as a whole by connect + read timeout.
 
         requests' timeouts bound each socket operation, not the response: a server trickling
@@ -218,7 +294,7 @@ class ConfigClient:
             raise outcome["error"]
         return outcome["value"]
 
-    def _request(self, path: str, etag: str | None, what: str, deadline: float) -> tuple[int, Any, str | None, int]:
+    def _request(self, path: str, etag: str | None, what: str, deadline: float) -> tuple[int, bytes, str | None, int]:
         url = self.base_url + path
         headers = {"If-None-Match": etag} if etag else {}
         with self._lock:
@@ -253,14 +329,17 @@ class ConfigClient:
         except requests.exceptions.RequestException as err:
             raise ConfigApiError(f"config API request to {self.shown_url} failed: {type(err).__name__}") from None
         with response:
-            return self._read(response, deadline, what, etag)
+            try:
+                return self._read(response, deadline, what, etag)
+            finally:
+                _drain(response, deadline)
 
     def _read(
         self, response: requests.Response, deadline: float, what: str, etag: str | None
-    ) -> tuple[int, Any, str | None, int]:
+    ) -> tuple[int, bytes, str | None, int]:
         status = response.status_code
         if status == 304 and etag:
-            return 304, None, etag, 0
+            return 304, b"", etag, 0
         if status in (401, 403):
             reason = "no API key was sent" if not self._api_key else "the API key was rejected"
             raise ConfigApiError(
@@ -305,13 +384,25 @@ class ConfigClient:
             raise ConfigApiError(
                 f"config API connection broke while sending {what} (truncated answer)", retryable=True
             ) from None
-        try:
-            payload = json.loads(body)
-        except (json.JSONDecodeError, UnicodeDecodeError) as err:
-            raise ConfigApiError(
-                f"config API sent malformed JSON for {what} ({err.__class__.__name__} at byte "
-                f"{getattr(err, 'pos', '?')}): fix the config service's output"
-            ) from None
         with self._lock:
             self.bytes_received += len(body)
-        return status, payload, response.headers.get("ETag"), len(body)
+        return status, bytes(body), response.headers.get("ETag"), len(body)
+
+
+def _drain(response: requests.Response, deadline: float) -> None:
+    """Read what is left of a small answer (a 304's empty body, an error page), so that closing
+    the response gives its connection back to the pool instead of closing it: every request of a
+    sync, cold or warm, then reuses the same few kept-alive connections."""
+    if response._content_consumed:
+        return
+    length = response.headers.get("Content-Length")
+    if length is not None and (not length.isdigit() or int(length) > DRAIN_BYTES):
+        return  # closed instead: not worth reading
+    read = 0
+    try:
+        for chunk in response.iter_content(8192):
+            read += len(chunk)
+            if read > DRAIN_BYTES or time.monotonic() > deadline:
+                return
+    except requests.exceptions.RequestException:
+        return
