@@ -83,8 +83,23 @@ def _report(report: SyncReport) -> None:
     log.log(level, "%s", report.summary())
 
 
+def _unexpected(err: Exception) -> str:
+    """One line for a failure nothing else caught (never a traceback: the dags folder is intact)."""
+    text = " ".join(ascii(str(err))[1:-1].split())[:200]
+    return (
+        f"dagfleet sync failed unexpectedly ({type(err).__name__}: {text}); the dags folder keeps its "
+        "last known good set; please report this with the config API's answer"
+    )
+
+
 def cmd_sync(settings: Settings) -> int:
-    report = Materializer(settings).sync()
+    try:
+        report = Materializer(settings).sync()
+    except DagfleetError:
+        raise
+    except Exception as err:  # noqa: BLE001 - one line and the last known good set, not a traceback
+        log.error("%s", _unexpected(err))
+        return int(Outcome.KEPT_LAST_KNOWN_GOOD)
     _report(report)
     return int(report.outcome)
 
@@ -154,6 +169,8 @@ def cmd_watch(settings: Settings, once: bool = False) -> int:
             report = materializer.sync()
         except DagfleetError as err:
             log.error("%s", err)
+        except Exception as err:  # noqa: BLE001 - the sidecar keeps watching whatever one pass hits
+            log.error("%s", _unexpected(err))
         else:
             if report.written or report.pruned or report.problems or report.outcome is not Outcome.SYNCED:
                 _report(report)

@@ -19,6 +19,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    StrictBool,
     TypeAdapter,
     ValidationError,
     ValidationInfo,
@@ -47,13 +48,21 @@ _DURATION_HINT = "a duration: seconds, {'minutes': 30}-style object or ISO 8601 
 
 
 def _shown(value: object, limit: int = 60) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    """A value as it may appear in a log line: escaped, ASCII only, cut at ``limit`` characters."""
+    text = ascii(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 # -- small value parsers ---------------------------------------------------------------------
 def _duration(value: Any) -> timedelta:
     """Seconds (number), ``{"days"|"hours"|"minutes"|"seconds": n}`` or an ISO 8601 duration."""
+    try:
+        return _parse_duration(value)
+    except (OverflowError, ArithmeticError):  # timedelta's own bound: 999,999,999 days
+        raise ValueError(f"{_shown(value)} is too long a duration (at most 999999999 days)") from None
+
+
+def _parse_duration(value: Any) -> timedelta:
     if isinstance(value, timedelta):
         result = value
     elif isinstance(value, bool):
@@ -220,7 +229,7 @@ class PodSpec(_Model):
     resources: Resources | None = None
     service_account_name: str | None = None
     secrets: SecretSpecs = Field(default_factory=list)
-    per_item: bool = False
+    per_item: StrictBool = False
     secret_sets: dict[str, SecretSpecs] = Field(default_factory=dict)
     default_secret_set: str | None = None
     startup_timeout_seconds: int = Field(default=120, ge=1, le=3600)
@@ -366,7 +375,7 @@ class WorkflowConfig(_Model):
     description: str | None = None
     schedule: Annotated[str | timedelta | None, BeforeValidator(_schedule)] = None
     start_date: Annotated[datetime, BeforeValidator(_start_date)] = DEFAULT_START_DATE
-    catchup: bool = False
+    catchup: StrictBool = False  # true or false: "yes" or 1 is an error, not a guess
     max_active_runs: int | None = Field(default=None, ge=1, le=1000)  # None: Airflow's default
     tags: list[str] = Field(default_factory=list, max_length=50)
     default_args: DefaultArgs = Field(default_factory=DefaultArgs)

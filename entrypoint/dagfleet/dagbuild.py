@@ -33,9 +33,7 @@ FLEET_TAG = "dagfleet"
 def build_dag(dag_file: str | Path) -> DAG:
     """The DAG of the workflow named by ``dag_file`` (``<workflow_id>-mydag.py``)."""
     workflow_id = workflow_id_from_file(Path(dag_file).name)
-    dag = dag_from_config(workflow_id, load_config(workflow_id, parse_settings(dag_file)))
-    dag.fileloc = str(dag_file)
-    return dag
+    return dag_from_config(workflow_id, load_config(workflow_id, parse_settings(dag_file)), fileloc=str(dag_file))
 
 
 def parse_settings(dag_file: str | Path) -> Settings:
@@ -135,7 +133,11 @@ def _params_dict(params: Any) -> dict[str, Any]:
 
 
 # -- the DAG ---------------------------------------------------------------------------------
-def dag_from_config(workflow_id: str, config: WorkflowConfig) -> DAG:
+def dag_from_config(workflow_id: str, config: WorkflowConfig, fileloc: str | None = None) -> DAG:
+    """The DAG; ``fileloc`` (the DAG file) is set inside the ``with DAG`` block, before the DAG is
+    registered: ``fileloc`` is part of a DAG's hash, and setting it afterwards made Airflow count
+    the same DAG twice in a file's statistics (``dag_num`` 2) and validate and store it twice."""
+
     @task(task_id="read_context")
     def read_context() -> dict[str, Any]:
         context = get_current_context()
@@ -180,6 +182,8 @@ def dag_from_config(workflow_id: str, config: WorkflowConfig) -> DAG:
         }
 
     with DAG(**dag_kwargs(workflow_id, config)) as dag:
+        if fileloc is not None:
+            dag.fileloc = fileloc
         run_context = read_context()
         planned = plan_items()
         run_context >> planned

@@ -13,19 +13,33 @@ from typing import Any
 TEMP_PREFIX = ".dagfleet-tmp-"
 
 
-def atomic_write(path: Path, data: bytes, mode: int = 0o664, tmp_dir: Path | None = None) -> bool:
+class FileTakenError(FileExistsError):
+    """``create_only``: a file dagfleet does not own appeared under the name (it stays as it is)."""
+
+
+def atomic_write(
+    path: Path, data: bytes, mode: int = 0o664, tmp_dir: Path | None = None, *, create_only: bool = False
+) -> bool:
     """Write ``data`` to ``path`` via a temp file + ``os.replace``.
 
     The temp file lives in ``tmp_dir`` (same filesystem, default: next to ``path``); its name
     starts with a dot and does not end in ``.py``, so Airflow never parses it. Returns False
     (and writes nothing) when the file already holds exactly ``data``: the DAG processor sees
     no new mtime and does not re-parse an unchanged file. Mode 0o664: group-writable for gid 0.
+
+    ``create_only``: ``path`` must not exist (a file dagfleet did not create is never replaced):
+    the complete temp file is hard-linked to ``path``, which fails if anything holds the name, so
+    even a file that appears between a check and the write is never touched (``FileTakenError``).
     """
-    try:
-        if path.read_bytes() == data:
-            return False
-    except FileNotFoundError:
-        pass
+    if create_only:
+        if os.path.lexists(path):
+            raise FileTakenError(f"{path.name} exists and was not created by dagfleet: left untouched")
+    else:
+        try:
+            if path.read_bytes() == data:
+                return False
+        except FileNotFoundError:
+            pass
     path.parent.mkdir(parents=True, exist_ok=True)
     folder = tmp_dir or path.parent
     folder.mkdir(parents=True, exist_ok=True)
@@ -34,12 +48,29 @@ def atomic_write(path: Path, data: bytes, mode: int = 0o664, tmp_dir: Path | Non
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
         Path(tmp).chmod(mode)
-        Path(tmp).replace(path)
+        if create_only:
+            _link_new(Path(tmp), path)
+        else:
+            Path(tmp).replace(path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             Path(tmp).unlink()
         raise
     return True
+
+
+def _link_new(tmp: Path, path: Path) -> None:
+    """Give ``tmp`` the name ``path`` only if nothing holds that name; ``tmp`` is gone afterwards."""
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        raise FileTakenError(f"{path.name} exists and was not created by dagfleet: left untouched") from None
+    except OSError:  # a file system without hard links: check, then rename (a narrow window)
+        if os.path.lexists(path):
+            raise FileTakenError(f"{path.name} exists and was not created by dagfleet: left untouched") from None
+        tmp.replace(path)
+        return
+    tmp.unlink()
 
 
 def atomic_write_json(path: Path, value: Any, tmp_dir: Path | None = None) -> bool:

@@ -6,13 +6,17 @@ Guarantees:
 - only files listed in the manifest (files dagfleet generated) are ever pruned, and the
   manifest names a file before the file is created;
 - when the API fails, nothing is touched (the last known good set stays);
-- a bad workflow ID or config is reported on one line and affects that workflow only.
+- a bad workflow ID or config is reported on one line and affects that workflow only: every
+  per-workflow step (ID, fetch, validation, write) is isolated, whatever it raises;
+- a path dagfleet did not create (not in the manifest) is never written, renamed over or deleted:
+  a workflow whose DAG file name is taken by such a file is rejected (``_foreign``).
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
+import json
 import logging
 import os
 import time
@@ -23,15 +27,16 @@ from enum import IntEnum
 from typing import Any
 
 from dagfleet import workflow_ids
-from dagfleet.client import ConfigClient, Entry, ListResult
+from dagfleet.client import POOL_SIZE, ConfigClient, Entry, ListResult
 from dagfleet.errors import ConfigApiError, DagfleetError, WorkflowConfigError, WorkflowIdError
-from dagfleet.fsutil import atomic_write, atomic_write_json, read_json, remove_stale_temp_files
+from dagfleet.fsutil import FileTakenError, atomic_write, atomic_write_json, read_json, remove_stale_temp_files
 from dagfleet.settings import Settings
 
 log = logging.getLogger(__name__)
 
 MANIFEST_VERSION = 1
-FETCH_WORKERS = 8
+FETCH_WORKERS = POOL_SIZE  # one kept-alive connection per worker
+MAX_REJECTED_IDS_SHOWN = 10  # then one line sums up the rest
 LOCK_TIMEOUT = 120.0
 
 
@@ -156,6 +161,9 @@ class Materializer:
             )
         valid = set(ids)  # a set: membership in the list made a 100,000-entry list take minutes
         entries = {e.workflow_id: e for e in listing.entries if e.workflow_id in valid and e.workflow_id not in dupes}
+        for workflow_id in self._foreign(entries, manifest):
+            del entries[workflow_id]
+            report.problems.append(_taken(workflow_id))
         if not entries and not dupes and manifest and not self.settings.allow_empty and report.source == "api":
             report.outcome = Outcome.KEPT_LAST_KNOWN_GOOD
             report.workflows = sorted(set(manifest.values()))
@@ -167,6 +175,8 @@ class Materializer:
 
         configs, kept, complete = self._resolve_configs(entries, listing, state, report)
         keep_ids = set(configs) | kept | (dupes & set(manifest.values()))
+        if listing.unreadable:  # an entry whose ID is unknown may be any workflow: prune nothing
+            keep_ids |= set(manifest.values())
         # The manifest names every file before it exists, so a killed sync never leaves an
         # unlisted generated file behind.
         planned = {workflow_ids.dag_file_name(i): i for i in configs}
@@ -174,13 +184,15 @@ class Materializer:
 
         configs_written = False
         for workflow_id, config in sorted(configs.items()):
-            if config is not None:
-                configs_written |= atomic_write_json(self.settings.config_path(workflow_id), config, self.paths.tmp)
-            path = self.paths.dags / workflow_ids.dag_file_name(workflow_id)
-            if atomic_write(path, base_dag, tmp_dir=self.paths.tmp):
-                report.written.append(path.name)
-            else:
-                report.unchanged += 1
+            try:
+                configs_written |= self._write(workflow_id, config, base_dag, manifest, report)
+            except FileTakenError:  # a user's file appeared under the name during this sync
+                del planned[workflow_ids.dag_file_name(workflow_id)]
+                report.problems.append(_taken(workflow_id))
+            except Exception as err:  # noqa: BLE001 - one workflow's failure must not stop the others
+                report.problems.append(
+                    f"workflow {workflow_id!r}: could not be written ({_one_line(err)}); kept as it was"
+                )
 
         final = {name: wid for name, wid in {**manifest, **planned}.items() if wid in keep_ids}
         for name, workflow_id in sorted({**manifest, **planned}.items()):
@@ -193,6 +205,41 @@ class Materializer:
         report.workflows = sorted(set(final.values()))
         self._save_state(state, listing, report, complete and not listing.problems)
         return report
+
+    def _write(
+        self,
+        workflow_id: str,
+        config: dict[str, Any] | None,
+        base_dag: bytes,
+        owned: dict[str, str],
+        report: SyncReport,
+    ) -> bool:
+        """Write one workflow's config, then its DAG file; whether the config changed.
+
+        A file not in the manifest before this sync (``owned``) is created, never replaced: if
+        something appeared under its name meanwhile, that file stays and the workflow is skipped.
+        """
+        path = self.paths.dags / workflow_ids.dag_file_name(workflow_id)
+        create_only = path.name not in owned
+        if create_only and os.path.lexists(path):
+            raise FileTakenError(path.name)
+        config_changed = False
+        if config is not None:
+            config_changed = atomic_write_json(self.settings.config_path(workflow_id), config, self.paths.tmp)
+        if atomic_write(path, base_dag, tmp_dir=self.paths.tmp, create_only=create_only):
+            report.written.append(path.name)
+        else:
+            report.unchanged += 1
+        return config_changed
+
+    def _foreign(self, entries: dict[str, Entry], manifest: dict[str, str]) -> list[str]:
+        """IDs whose DAG file name is taken by a file dagfleet did not create (not in the manifest)."""
+        taken = []
+        for workflow_id in sorted(entries):
+            name = workflow_ids.dag_file_name(workflow_id)
+            if name not in manifest and os.path.lexists(self.paths.dags / name):
+                taken.append(workflow_id)
+        return taken
 
     def _base_dag(self) -> bytes:
         try:
@@ -217,7 +264,14 @@ class Materializer:
         have_all = manifest and all((self.paths.dags / name).exists() for name in manifest)
         etag = state.get("list_etag") if have_all and state.get("complete") else None
         try:
-            listing = self.client.list_workflows(etag)
+            try:
+                listing = self.client.list_workflows(etag)
+            except ConfigApiError:
+                raise
+            except Exception as unexpected:  # noqa: BLE001 - whatever the answer holds: one line, last known good
+                raise ConfigApiError(
+                    f"config API answer for the workflow list could not be read ({_one_line(unexpected)})"
+                ) from None
         except ConfigApiError as err:
             if manifest:
                 report.outcome = Outcome.KEPT_LAST_KNOWN_GOOD
@@ -240,11 +294,17 @@ class Materializer:
 
     def _valid_ids(self, entries: list[Entry], report: SyncReport) -> list[str]:
         valid = []
+        rejected = 0
         for entry in entries:
             try:
                 valid.append(workflow_ids.validate(entry.workflow_id))
-            except WorkflowIdError as err:
-                report.problems.append(f"{err}; skipped (fix the ID in the config API)")
+            except Exception as err:  # noqa: BLE001 - WorkflowIdError, or anything else: that ID only
+                rejected += 1
+                if rejected <= MAX_REJECTED_IDS_SHOWN:
+                    shown = str(err) if isinstance(err, WorkflowIdError) else f"workflow ID check: {_one_line(err)}"
+                    report.problems.append(f"{shown}; skipped (fix the ID in the config API)")
+        if rejected > MAX_REJECTED_IDS_SHOWN:
+            report.problems.append(f"… and {rejected - MAX_REJECTED_IDS_SHOWN:,} more rejected IDs (not shown)")
         return valid
 
     def _stored(self, workflow_id: str) -> dict[str, Any] | None:
@@ -257,9 +317,9 @@ class Materializer:
         """The config to store per workflow (None: keep the stored one), the IDs kept as they
         were, and whether every config could be fetched."""
         etags: dict[str, str] = state.get("etags", {}) if isinstance(state.get("etags"), dict) else {}
-        need_fetch = [i for i, e in entries.items() if e.config is None]
+        need_fetch = [i for i, e in entries.items() if e.config is None and e.problem is None]
         fetched: dict[str, dict[str, Any] | None] = {}
-        failed: dict[str, str] = {}
+        failed: dict[str, str] = {i: e.problem for i, e in entries.items() if e.problem is not None}
         if need_fetch and self.settings.api_url:
 
             def fetch(workflow_id: str) -> tuple[str, dict[str, Any] | None, str | None, str | None]:
@@ -269,6 +329,8 @@ class Materializer:
                     result = self.client.get_config(workflow_id, etag)
                 except ConfigApiError as err:
                     return workflow_id, None, None, str(err)
+                except Exception as err:  # noqa: BLE001 - that workflow only
+                    return workflow_id, None, None, f"its config could not be fetched ({_one_line(err)})"
                 return workflow_id, (None if result.not_modified else result.config), result.etag, None
 
             with ThreadPoolExecutor(max_workers=min(FETCH_WORKERS, len(need_fetch))) as pool:
@@ -303,13 +365,22 @@ class Materializer:
                 continue
             try:
                 validate_config(workflow_id, config)
-            except WorkflowConfigError as err:
+            except Exception as err:  # noqa: BLE001 - WorkflowConfigError, or anything else: that workflow only
+                line = (
+                    str(err)
+                    if isinstance(err, WorkflowConfigError)
+                    else f"workflow {workflow_id!r}: its config could not be validated ({_one_line(err)}); "
+                    "fix it in the config API"
+                )
                 if exists and has_stored:
                     kept.add(workflow_id)
-                    report.problems.append(f"{err}; kept its last known good config")
+                    report.problems.append(f"{line}; kept its last known good config")
+                    continue
+                if not _storable(config):  # cannot even be stored: no DAG until it is fixed
+                    report.problems.append(f"{line}; not created yet")
                     continue
                 # A new workflow: generate it anyway so the import error shows in Airflow's UI.
-                report.problems.append(f"{err}; its DAG will show this as an import error")
+                report.problems.append(f"{line}; its DAG will show this as an import error")
             configs[workflow_id] = config
         return configs, kept, not failed
 
@@ -337,3 +408,27 @@ class Materializer:
         if listing.not_modified:
             new_state["ids_only"] = bool(state.get("ids_only"))
         atomic_write_json(self.paths.sync_state, new_state, self.paths.tmp)
+
+
+def _taken(workflow_id: str) -> str:
+    return (
+        f"workflow {workflow_id!r}: its DAG file {workflow_ids.dag_file_name(workflow_id)} already exists in the "
+        "dags folder and was not created by dagfleet; left that file untouched and skipped the workflow "
+        "(rename the workflow in the config API, or move that file away)"
+    )
+
+
+def _one_line(err: BaseException, limit: int = 200) -> str:
+    """``Type: message`` on one line, at most ``limit`` characters, ASCII only (no log forging)."""
+    text = " ".join(ascii(str(err))[1:-1].split())
+    text = text if len(text) <= limit else text[: limit - 3] + "..."
+    return f"{type(err).__name__}: {text}" if text else type(err).__name__
+
+
+def _storable(config: dict[str, Any]) -> bool:
+    """Whether ``config`` can be written as JSON (and read back by the base DAG)."""
+    try:
+        json.dumps(config)
+    except (TypeError, ValueError, RecursionError):
+        return False
+    return True

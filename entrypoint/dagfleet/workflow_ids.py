@@ -15,8 +15,9 @@ _ALLOWED = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 def validate(workflow_id: object) -> str:
     """Return the ID unchanged, or raise ``WorkflowIdError`` saying why it cannot be a DAG."""
     if not isinstance(workflow_id, str):
-        raise WorkflowIdError(f"workflow ID {workflow_id!r} is not a string")
-    shown = repr(workflow_id if len(workflow_id) <= 60 else workflow_id[:60] + "…")
+        raise WorkflowIdError(f"workflow ID {ascii(workflow_id)[:60]} is not a string")
+    # Escaped, ASCII only: a Cyrillic look-alike shows as '\u0430cme', never as 'acme'.
+    shown = ascii(workflow_id) if len(workflow_id) <= 60 else ascii(workflow_id[:60]) + "..."
     if not workflow_id:
         raise WorkflowIdError("workflow ID '' is empty")
     if len(workflow_id) > MAX_LENGTH:

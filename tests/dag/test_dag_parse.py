@@ -206,3 +206,19 @@ def test_dagfleet_sync_output_parses(tmp_path: Path, monkeypatch: pytest.MonkeyP
     bag = parse_dags(folder, monkeypatch)
     assert set(bag.dag_ids) == set(workflows) - {"broken"}
     assert [Path(p).name for p in bag.import_errors] == ["broken-mydag.py"]
+
+
+def test_each_generated_file_counts_exactly_one_dag(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Airflow's file statistics (`airflow dags report`): one DAG per generated file, as for a
+    hand-written one. ``fileloc`` set after the ``with DAG`` block changed the DAG's hash, so the
+    DAG registered on exit and the module's ``dag`` did not merge: ``dag_num`` was 2."""
+    configs = {"plain": {}, "with_pod": example_workflows()["acme_sync"]}
+    folder = make_dags(tmp_path / "dags", configs)
+    (folder / "handwritten.py").write_text(
+        "from airflow.sdk import DAG\n\nwith DAG(dag_id='handwritten', schedule=None) as dag:\n    pass\n"
+    )
+    bag = parse_dags(folder, monkeypatch)
+    assert bag.import_errors == {}
+    counts = {Path(stat.file).name: stat.dag_num for stat in bag.dagbag_stats}
+    assert counts == {"handwritten.py": 1, "plain-mydag.py": 1, "with_pod-mydag.py": 1}
+    assert bag.dags["plain"].fileloc == str(folder / "plain-mydag.py")
