@@ -154,10 +154,15 @@ class Materializer:
 
         ids = self._valid_ids(listing.entries, report)
         dupes = workflow_ids.duplicates(ids)
-        for dupe in sorted(dupes):
+        for dupe in sorted(dupes)[:MAX_REJECTED_IDS_SHOWN]:
             report.problems.append(
                 f"workflow {dupe!r}: its ID appears more than once in the list (IDs must be unique, "
                 "case-insensitively); kept as it was"
+            )
+        if len(dupes) > MAX_REJECTED_IDS_SHOWN:
+            hidden = len(dupes) - MAX_REJECTED_IDS_SHOWN
+            report.problems.append(
+                f"… and {hidden:,} more IDs that appear more than once (not shown); kept as they were"
             )
         valid = set(ids)  # a set: membership in the list made a 100,000-entry list take minutes
         entries = {e.workflow_id: e for e in listing.entries if e.workflow_id in valid and e.workflow_id not in dupes}
