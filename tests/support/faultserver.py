@@ -138,6 +138,7 @@ class _Server(ThreadingHTTPServer):
         self.stopping = threading.Event()
         self.connections: set[socket.socket] = set()
         self.connections_lock = threading.Lock()
+        self.accepted = 0  # TCP connections accepted so far (keep-alive checks)
         super().__init__(address, _Handler)
 
     def cut_connections(self) -> None:
@@ -165,6 +166,7 @@ class _Handler(BaseHTTPRequestHandler):
         super().setup()
         with self.server.connections_lock:
             self.server.connections.add(self.connection)
+            self.server.accepted += 1
 
     def finish(self) -> None:
         with self.server.connections_lock:
@@ -356,6 +358,15 @@ class FaultServer:
         return responder(request) if callable(responder) else responder
 
     # -- observing --------------------------------------------------------------------------
+    @property
+    def connections_accepted(self) -> int:
+        """TCP connections accepted since ``start()`` (one per connection, however many requests)."""
+        server = self._server
+        if server is None:
+            return 0
+        with server.connections_lock:
+            return server.accepted
+
     def count(self, path: str | None = None) -> int:
         """Requests received (to ``path``, or to any path with the prefix when it ends in ``*``)."""
         with self._lock:
