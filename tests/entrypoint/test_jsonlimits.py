@@ -1,0 +1,89 @@
+"""The JSON bounds (dagfleet.jsonlimits) and create-only writes (dagfleet.fsutil)."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from dagfleet import jsonlimits
+from dagfleet.client import parse_list_body
+from dagfleet.errors import ConfigApiError
+from dagfleet.fsutil import FileTakenError, atomic_write
+
+DEEP = "[" * 5000 + "]" * 5000
+
+
+def test_within_the_bounds_is_plain_json() -> None:
+    text = json.dumps({"a": [1, 2.5, "x", None, True, {"b": 10**99}]})
+    assert jsonlimits.loads(text) == json.loads(text)
+    nested: object = []
+    for _ in range(jsonlimits.MAX_DEPTH - 1):
+        nested = [nested]
+    assert jsonlimits.loads(json.dumps(nested)) == nested  # exactly MAX_DEPTH levels
+
+
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        (DEEP, "nested deeper than the 64 levels"),
+        ("[" * 65 + "]" * 65, "nested deeper than the 64 levels"),
+        ("1" + "0" * 100, "a 101-digit number (at most 100 digits)"),
+        ('{"n": -' + "9" * 5000 + "}", "a 5,000-digit number"),
+    ],
+)
+def test_beyond_a_bound_is_one_clear_error(text: str, says: str) -> None:
+    with pytest.raises(jsonlimits.JsonLimitError, match=re.escape(says)):
+        jsonlimits.loads(text)
+
+
+def test_split_array_skips_strings_and_nesting() -> None:
+    text = ' [ "a,]", {"id": "b", "config": {"x": [1, {"y": "}"}]}}, 3 ] '
+    assert [json.loads(e) for e in jsonlimits.split_array(text) or []] == [
+        "a,]",
+        {"id": "b", "config": {"x": [1, {"y": "}"}]}},
+        3,
+    ]
+    assert jsonlimits.split_array("[]") == []
+    assert jsonlimits.split_array('{"a": 1}') is None
+    assert jsonlimits.split_array("[1] trailing") is None
+    assert jsonlimits.split_array("[1, 2") is None
+
+
+def test_find_id_reads_the_entrys_own_id_only() -> None:
+    assert jsonlimits.find_id('{"config": {"id": "inner"}, "id": "outer"}') == "outer"
+    assert jsonlimits.find_id('{"id": "a\\u0301"}') == "a\u0301"
+    assert jsonlimits.find_id('{"id": 5}') is None
+    assert jsonlimits.find_id(DEEP) is None
+
+
+def test_a_list_entry_beyond_a_bound_is_that_entry_only() -> None:
+    body = '["a", {"id": "b", "config": {"p": ' + DEEP + "}}, " + DEEP + ', "c"]'
+    entries, problems, unreadable = parse_list_body(body.encode())
+    assert [(e.workflow_id, e.problem is not None) for e in entries] == [("a", False), ("b", True), ("c", False)]
+    assert unreadable == 1
+    assert problems == ["entry #2 of the workflow list is nested deeper than the 64 levels an answer may have: "
+                        "skipped; nothing is pruned"]  # fmt: skip
+
+
+@pytest.mark.parametrize("body", [DEEP, '{"workflows": ' + DEEP + "}", "[1" + "0" * 5000 + "]"])
+def test_a_list_that_cannot_be_read_is_one_error(body: str) -> None:
+    with pytest.raises(ConfigApiError, match="config API sent a workflow list that"):
+        parse_list_body(body.encode())
+
+
+def test_create_only_never_replaces(tmp_path: Path) -> None:
+    path = tmp_path / "acme-mydag.py"
+    assert atomic_write(path, b"new", tmp_dir=tmp_path / "tmp", create_only=True)
+    assert path.read_bytes() == b"new"
+    with pytest.raises(FileTakenError):
+        atomic_write(path, b"other", tmp_dir=tmp_path / "tmp", create_only=True)
+    assert path.read_bytes() == b"new"
+    dangling = tmp_path / "link-mydag.py"
+    dangling.symlink_to(tmp_path / "nowhere")
+    with pytest.raises(FileTakenError):
+        atomic_write(dangling, b"x", tmp_dir=tmp_path / "tmp", create_only=True)
+    assert dangling.is_symlink() and not (tmp_path / "nowhere").exists()
+    assert list((tmp_path / "tmp").iterdir()) == []  # no temp file left behind
