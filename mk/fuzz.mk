@@ -5,5 +5,5 @@ FUZZ_EXAMPLES ?= 1000
 ##@ Fuzzing
 
 .PHONY: fuzz
-fuzz: venv ## Fuzz `dagfleet sync` with hostile config API answers (FUZZ_EXAMPLES=1000, ~5 min)
+fuzz: venv ## Fuzz `dagfleet sync` with hostile config API answers (FUZZ_EXAMPLES=1000, ~3 min)
 	DAGFLEET_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/pytest tests/fuzz -q -p no:cacheprovider $(PYTEST_ARGS)
