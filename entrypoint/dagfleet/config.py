@@ -509,7 +509,7 @@ def _pydantic_problems(err: ValidationError, prefix: str = "") -> list[Problem]:
 def format_problems(
     workflow_id: str, problems: list[Problem], where: str = "config", fix: str = "the config API"
 ) -> str:
-    shown = [f"{where} field {path!r}: {message}" for path, message in problems[:MAX_PROBLEMS_SHOWN]]
+    shown = [f"{where} field {path!a}: {message}" for path, message in problems[:MAX_PROBLEMS_SHOWN]]
     if len(problems) > MAX_PROBLEMS_SHOWN:
         shown.append(f"and {len(problems) - MAX_PROBLEMS_SHOWN} more")
     them = "it" if len(problems) == 1 else "them"
