@@ -166,7 +166,7 @@ def parse_list(payload: Any) -> tuple[list[Entry], list[str]]:
         elif isinstance(item, dict) and isinstance(item.get("id"), str):
             config = item.get("config")
             if config is not None and not isinstance(config, dict):
-                problems.append(f"workflow {item['id']!a}: 'config' must be an object, skipped")
+                problems.append(f"workflow {item['id'][:60]!a}: 'config' must be an object, skipped")
                 entries.append(Entry(item["id"], None))
                 continue
             entries.append(Entry(item["id"], config))
