@@ -9,6 +9,10 @@ Takes (dict
   "values" .Values.scheduler     replicas, resources, probes, scheduling
   "args" (list "scheduler")      arguments handed to the entrypoint
   "watch" true                   run the dag-sync sidecar
+  "sync" true                    the main container syncs DAGs (`dagfleet run`); false: it starts
+                                 through the official /entrypoint and gets no config API key
+  "podTemplate" false            mounts the KubernetesExecutor pod template (checksum)
+  "grace" 60                     terminationGracePeriodSeconds
   "ports" "<yaml list>"          containerPorts
   "probes" "<yaml>"              startupProbe/livenessProbe/readinessProbe
   "extraEnv" "<yaml list>"       component-specific env
@@ -20,6 +24,9 @@ Takes (dict
 {{- $root := .root }}
 {{- $v := .values }}
 {{- $labelArgs := dict "root" $root "component" .component }}
+{{- $sync := .sync }}
+{{- $token := $v.serviceAccount.automountServiceAccountToken }}
+{{- $extra := dict "root" $root "values" $v }}
 apiVersion: apps/v1
 kind: Deployment
 metadata:
@@ -29,7 +36,9 @@ metadata:
     {{- include "dagfleet.componentLabels" $labelArgs | nindent 4 }}
   annotations:
     {{- with include "dagfleet.imageCheckovSkips" $root.Values.image }}{{ . | nindent 4 }}{{- end }}
+    {{- if $token }}
     checkov.io/skip-sa-token: "CKV_K8S_38=Airflow launches task pods and reads their logs through the Kubernetes API (KubernetesPodOperator, KubernetesExecutor): it needs its ServiceAccount token"
+    {{- end }}
     {{- if not $root.Values.networkPolicy.enabled }}
     checkov.io/skip-netpol: "CKV2_K8S_6=NetworkPolicies are opt-in (networkPolicy.enabled); the ingress-networkpolicy scenario covers them"
     {{- end }}
@@ -44,21 +53,24 @@ spec:
       labels:
         {{- include "dagfleet.componentLabels" $labelArgs | nindent 8 }}
       annotations:
-        {{- include "dagfleet.checksums" $root | nindent 8 }}
+        {{- include "dagfleet.airflowChecksums" (dict "root" $root "sync" $sync "podTemplate" .podTemplate) | nindent 8 }}
         {{- with $v.podAnnotations }}
         {{- toYaml . | nindent 8 }}
         {{- end }}
     spec:
-      serviceAccountName: {{ include "dagfleet.serviceAccountName" $root }}
-      automountServiceAccountToken: true
+      serviceAccountName: {{ include "dagfleet.componentServiceAccountName" (dict "root" $root "component" .component "values" $v) }}
+      automountServiceAccountToken: {{ $token }}
       securityContext:
         {{- toYaml $root.Values.podSecurityContext | nindent 8 }}
       {{- with $root.Values.imagePullSecrets }}
       imagePullSecrets:
         {{- toYaml . | nindent 8 }}
       {{- end }}
-      terminationGracePeriodSeconds: 60
+      terminationGracePeriodSeconds: {{ .grace }}
       initContainers:
+        {{- with include "dagfleet.extraList" (merge (dict "key" "extraInitContainers") $extra) }}
+        {{- . | nindent 8 }}
+        {{- end }}
         {{- if .watch }}
         # Native sidecar (restartPolicy: Always): starts first, runs for the pod's lifetime,
         # re-syncs every dagfleet.syncInterval seconds. No probes: `dagfleet watch` serves
@@ -99,19 +111,34 @@ spec:
               readOnly: true
             {{- include "dagfleet.airflowConfigMount" $root | nindent 12 }}
       containers:
+        {{- with include "dagfleet.extraList" (merge (dict "key" "extraContainers") $extra) }}
+        {{- . | nindent 8 }}
+        {{- end }}
         - name: {{ .component }}
           image: {{ include "dagfleet.image" $root }}
           imagePullPolicy: {{ $root.Values.image.pullPolicy }}
+          {{- if $sync }}
           # No command: the image's entrypoint (dumb-init -- dagfleet run --) syncs, then execs Airflow.
+          {{- else }}
+          # Reads serialized DAGs from the database: no sync, no config API key. Straight to the
+          # official entrypoint (database check, then Airflow).
+          command: ["dumb-init", "--", "/entrypoint"]
+          {{- end }}
           args:
             {{- toYaml .args | nindent 12 }}
           env:
+            {{- if $sync }}
             {{- include "dagfleet.syncEnv" $root | nindent 12 }}
+            {{- end }}
             {{- include "dagfleet.airflowEnv" $root | nindent 12 }}
             {{- include "dagfleet.airflowSecretEnv" $root | nindent 12 }}
             {{- with .extraEnv }}
             {{- . | nindent 12 }}
             {{- end }}
+          {{- with include "dagfleet.extraList" (merge (dict "key" "extraEnvFrom") $extra) }}
+          envFrom:
+            {{- . | nindent 12 }}
+          {{- end }}
           {{- with .ports }}
           ports:
             {{- . | nindent 12 }}
@@ -122,7 +149,11 @@ spec:
           securityContext:
             {{- include "dagfleet.containerSecurityContext" $root | nindent 12 }}
           volumeMounts:
+            {{- if $sync }}
             {{- include "dagfleet.syncVolumeMounts" $root | nindent 12 }}
+            {{- else }}
+            {{- include "dagfleet.baseVolumeMounts" $root | nindent 12 }}
+            {{- end }}
             - name: airflow-secrets
               mountPath: {{ include "dagfleet.airflowSecretsDir" $root }}
               readOnly: true
@@ -130,24 +161,25 @@ spec:
             {{- with .extraMounts }}
             {{- . | nindent 12 }}
             {{- end }}
+            {{- with include "dagfleet.extraList" (merge (dict "key" "extraVolumeMounts") $extra) }}
+            {{- . | nindent 12 }}
+            {{- end }}
       volumes:
+        {{- if or $sync .watch }}
         {{- include "dagfleet.syncVolumes" $root | nindent 8 }}
+        {{- else }}
+        {{- include "dagfleet.baseVolumes" $root | nindent 8 }}
+        {{- end }}
         {{- include "dagfleet.airflowSecretsVolume" $root | nindent 8 }}
         {{- include "dagfleet.airflowConfigVolume" $root | nindent 8 }}
         {{- with .extraVolumes }}
         {{- . | nindent 8 }}
         {{- end }}
-      {{- with $v.nodeSelector }}
-      nodeSelector:
-        {{- toYaml . | nindent 8 }}
-      {{- end }}
-      {{- with $v.affinity }}
-      affinity:
-        {{- toYaml . | nindent 8 }}
-      {{- end }}
-      {{- with $v.tolerations }}
-      tolerations:
-        {{- toYaml . | nindent 8 }}
+        {{- with include "dagfleet.extraList" (merge (dict "key" "extraVolumes") $extra) }}
+        {{- . | nindent 8 }}
+        {{- end }}
+      {{- with include "dagfleet.placement" $v }}
+      {{- . | nindent 6 }}
       {{- end }}
 {{- end }}
 

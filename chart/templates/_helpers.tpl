@@ -70,17 +70,6 @@ app.kubernetes.io/component: {{ .component }}
 {{- end }}
 
 {{/*
-dagfleet.serviceAccountName: the ServiceAccount of the Airflow pods. Takes the root context.
-*/}}
-{{- define "dagfleet.serviceAccountName" -}}
-{{- if .Values.serviceAccount.create }}
-{{- default (include "dagfleet.fullname" .) .Values.serviceAccount.name }}
-{{- else }}
-{{- default "default" .Values.serviceAccount.name }}
-{{- end }}
-{{- end }}
-
-{{/*
 dagfleet.podNamespace: where KubernetesPodOperator pods and workflow Secrets live.
 Takes the root context.
 */}}
@@ -202,7 +191,7 @@ dagfleet.configApiUrl: the config API the components read: the bundled reference
 enabled, else configApi.url (may be empty: static workflows only). Takes the root context.
 */}}
 {{- define "dagfleet.configApiUrl" -}}
-{{- if .Values.referenceConfigApi.enabled }}
+{{- if include "dagfleet.referenceConfigApiEnabled" . }}
 {{- printf "http://%s-config-api.%s.svc:%d" (include "dagfleet.fullname" .) .Release.Namespace (int .Values.referenceConfigApi.port) }}
 {{- else }}
 {{- .Values.configApi.url | trimSuffix "/" }}
@@ -271,30 +260,27 @@ pods included. Takes the root context.
   value: /opt/airflow
 - name: AIRFLOW_CONFIG
   value: {{ include "dagfleet.airflowConfigFile" . | quote }}
-- name: AIRFLOW__CORE__EXECUTOR
-  value: {{ .Values.executor | quote }}
-- name: AIRFLOW__CORE__LOAD_EXAMPLES
-  value: "False"
-- name: AIRFLOW__CORE__DAGS_FOLDER
-  value: {{ include "dagfleet.dagsFolder" . | quote }}
-# Tasks (LocalExecutor children, KubernetesExecutor pods) talk to the api-server's execution API.
-- name: AIRFLOW__CORE__EXECUTION_API_SERVER_URL
-  value: {{ printf "%s/execution/" (include "dagfleet.apiServerUrl" .) | quote }}
-# Pod IPs, not pod names, identify hosts: the api-server fetches task logs from <ip>:8793.
-- name: AIRFLOW__CORE__HOSTNAME_CALLABLE
-  value: airflow.utils.net.get_host_ip_address
-- name: AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK
-  value: "True"
+{{- /*
+The chart's Airflow settings (dagfleet.chartAirflowSettings). Tasks (LocalExecutor children,
+KubernetesExecutor pods) talk to the api-server's execution API; pod IPs, not pod names, identify
+hosts (the api-server fetches task logs from <ip>:8793). A setting also given in airflow.config
+is left out here: the user's airflow.cfg value wins.
+*/}}
+{{- range list "core.executor" "core.load_examples" "core.dags_folder" "core.execution_api_server_url" "core.hostname_callable" "scheduler.enable_health_check" }}
+{{- include "dagfleet.chartEnv" (dict "root" $ "name" .) }}
+{{- end }}
 # KubernetesPodOperator tasks without an explicit namespace launch their pods here.
 - name: AIRFLOW_CONN_KUBERNETES_DEFAULT
   value: {{ dict "conn_type" "kubernetes" "extra" (dict "in_cluster" true "namespace" (include "dagfleet.podNamespace" .)) | toJson | quote }}
 {{- if eq .Values.executor "KubernetesExecutor" }}
-- name: AIRFLOW__KUBERNETES_EXECUTOR__NAMESPACE
-  value: {{ .Release.Namespace | quote }}
-- name: AIRFLOW__KUBERNETES_EXECUTOR__POD_TEMPLATE_FILE
-  value: {{ include "dagfleet.podTemplateFile" . | quote }}
-- name: AIRFLOW__KUBERNETES_EXECUTOR__DELETE_WORKER_PODS
-  value: {{ .Values.workers.deletePods | ternary "True" "False" | quote }}
+{{- range list "kubernetes_executor.namespace" "kubernetes_executor.pod_template_file" "kubernetes_executor.delete_worker_pods" }}
+{{- include "dagfleet.chartEnv" (dict "root" $ "name" .) }}
+{{- end }}
+{{- end }}
+{{- if .Values.metrics.enabled }}
+{{- range list "metrics.statsd_on" "metrics.statsd_host" "metrics.statsd_port" "metrics.statsd_prefix" }}
+{{- include "dagfleet.chartEnv" (dict "root" $ "name" .) }}
+{{- end }}
 {{- end }}
 {{- with .Values.airflow.extraEnv }}
 {{ toYaml . }}
@@ -366,12 +352,7 @@ dagfleet.syncVolumes: the volumes of a pod that syncs DAGs: the DAG folder, logs
 config API key. Takes the root context.
 */}}
 {{- define "dagfleet.syncVolumes" -}}
-- name: dags
-  emptyDir: {}
-- name: logs
-  emptyDir: {}
-- name: tmp
-  emptyDir: {}
+{{ include "dagfleet.baseVolumes" . }}
 {{- if include "dagfleet.hasApiKey" . }}
 - name: config-api-key
   secret:
@@ -384,15 +365,30 @@ config API key. Takes the root context.
 {{- end }}
 
 {{/*
-dagfleet.syncVolumeMounts: the mounts that go with dagfleet.syncVolumes. Takes the root context.
+dagfleet.baseVolumes / dagfleet.baseVolumeMounts: the DAG folder, task logs (a PVC with
+logs.persistence.enabled) and /tmp of every Airflow pod. Take the root context.
 */}}
-{{- define "dagfleet.syncVolumeMounts" -}}
+{{- define "dagfleet.baseVolumes" -}}
+- name: dags
+  emptyDir: {}
+{{ include "dagfleet.logsVolume" . }}
+- name: tmp
+  emptyDir: {}
+{{- end }}
+{{- define "dagfleet.baseVolumeMounts" -}}
 - name: dags
   mountPath: {{ include "dagfleet.dagsFolder" . }}
 - name: logs
   mountPath: /opt/airflow/logs
 - name: tmp
   mountPath: /tmp
+{{- end }}
+
+{{/*
+dagfleet.syncVolumeMounts: the mounts that go with dagfleet.syncVolumes. Takes the root context.
+*/}}
+{{- define "dagfleet.syncVolumeMounts" -}}
+{{ include "dagfleet.baseVolumeMounts" . }}
 {{- if include "dagfleet.hasApiKey" . }}
 - name: config-api-key
   mountPath: {{ include "dagfleet.apiKeyFile" . | dir }}
@@ -407,15 +403,6 @@ dagfleet.containerSecurityContext: the container securityContext. Takes the root
 */}}
 {{- define "dagfleet.containerSecurityContext" -}}
 {{ toYaml .Values.securityContext }}
-{{- end }}
-
-{{/*
-dagfleet.checksums: pod annotations that roll the pods when a ConfigMap or Secret the chart
-renders changes. Secrets given as existing ones are not tracked. Takes the root context.
-*/}}
-{{- define "dagfleet.checksums" -}}
-checksum/airflow-config: {{ include (print .Template.BasePath "/airflow-config.yaml") . | sha256sum }}
-checksum/secrets: {{ include (print .Template.BasePath "/secrets.yaml") . | sha256sum }}
 {{- end }}
 
 {{/*
@@ -445,6 +432,9 @@ dagfleet.migrateMounts: the mounts of the migration containers (no DAGs). Takes 
   mountPath: {{ include "dagfleet.airflowSecretsDir" . }}
   readOnly: true
 {{ include "dagfleet.airflowConfigMount" . }}
+{{- with .Values.airflow.extraVolumeMounts }}
+{{ toYaml . }}
+{{- end }}
 {{- end }}
 
 {{/*
@@ -459,21 +449,36 @@ metadata:
   labels:
     {{- include "dagfleet.componentLabels" (dict "root" . "component" "worker") | nindent 4 }}
   annotations:
+    {{- with .Values.workers.podAnnotations }}
+    {{- toYaml . | nindent 4 }}
+    {{- end }}
     {{- with include "dagfleet.imageCheckovSkips" .Values.image }}{{ . | nindent 4 }}{{- end }}
+    {{- if .Values.workers.serviceAccount.automountServiceAccountToken }}
     checkov.io/skip-sa-token: "CKV_K8S_38=Tasks launch KubernetesPodOperator pods through the Kubernetes API with this token"
+    {{- end }}
     checkov.io/skip-probes-liveness: "CKV_K8S_8=A task pod runs one task to completion: nothing to probe"
     checkov.io/skip-probes-readiness: "CKV_K8S_9=A task pod serves nothing: nothing to probe"
     {{- if not .Values.networkPolicy.enabled }}
     checkov.io/skip-netpol: "CKV2_K8S_6=NetworkPolicies are opt-in (networkPolicy.enabled); the ingress-networkpolicy scenario covers them"
     {{- end }}
 spec:
-  serviceAccountName: {{ include "dagfleet.serviceAccountName" . }}
-  automountServiceAccountToken: true
+  serviceAccountName: {{ include "dagfleet.componentServiceAccountName" (dict "root" . "component" "worker" "values" .Values.workers) }}
+  automountServiceAccountToken: {{ .Values.workers.serviceAccount.automountServiceAccountToken }}
   restartPolicy: Never
+  terminationGracePeriodSeconds: {{ .Values.workers.terminationGracePeriodSeconds }}
+  {{- with include "dagfleet.placement" .Values.workers }}
+  {{- . | nindent 2 }}
+  {{- end }}
   securityContext:
     {{- toYaml .Values.podSecurityContext | nindent 4 }}
   {{- with .Values.imagePullSecrets }}
   imagePullSecrets:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  {{- $extra := dict "root" . "values" .Values.workers }}
+  {{- /* Task pods must end: the global airflow.extra(Init)Containers stay out of them. */}}
+  {{- with .Values.workers.extraInitContainers }}
+  initContainers:
     {{- toYaml . | nindent 4 }}
   {{- end }}
   containers:
@@ -483,6 +488,10 @@ spec:
       env:
         {{- include "dagfleet.syncEnv" . | nindent 8 }}
         {{- include "dagfleet.airflowEnv" . | nindent 8 }}
+      {{- with include "dagfleet.extraList" (merge (dict "key" "extraEnvFrom") $extra) }}
+      envFrom:
+        {{- . | nindent 8 }}
+      {{- end }}
       resources:
         {{- toYaml .Values.workers.resources | nindent 8 }}
       securityContext:
@@ -490,7 +499,16 @@ spec:
       volumeMounts:
         {{- include "dagfleet.syncVolumeMounts" . | nindent 8 }}
         {{- include "dagfleet.airflowConfigMount" . | nindent 8 }}
+        {{- with include "dagfleet.extraList" (merge (dict "key" "extraVolumeMounts") $extra) }}
+        {{- . | nindent 8 }}
+        {{- end }}
+    {{- with .Values.workers.extraContainers }}
+    {{- toYaml . | nindent 4 }}
+    {{- end }}
   volumes:
     {{- include "dagfleet.syncVolumes" . | nindent 4 }}
     {{- include "dagfleet.airflowConfigVolume" . | nindent 4 }}
+    {{- with include "dagfleet.extraList" (merge (dict "key" "extraVolumes") $extra) }}
+    {{- . | nindent 4 }}
+    {{- end }}
 {{- end }}

@@ -7,13 +7,11 @@ dagfleet.validate: fails the render with a message a user can act on when values
 {{- if and $v.configApi.url $v.referenceConfigApi.enabled }}
 {{- fail "configApi.url and referenceConfigApi.enabled are both set: pick the external config API (configApi.url) or the bundled reference one (referenceConfigApi.enabled=true)" }}
 {{- end }}
-{{- if not (or $v.configApi.url $v.referenceConfigApi.enabled $v.staticWorkflows) }}
-{{- fail "no workflow source: set configApi.url (external config API), referenceConfigApi.enabled=true (bundled reference config API) or staticWorkflows (a fixed list of workflow IDs)" }}
-{{- end }}
+{{- /* No workflow source at all: the bundled reference config API runs (dagfleet.referenceConfigApiEnabled). */}}
 {{- if and $v.configApi.apiKey $v.configApi.existingSecret }}
 {{- fail "configApi.apiKey and configApi.existingSecret are both set: keep the key in one place (prefer existingSecret)" }}
 {{- end }}
-{{- if and (or $v.configApi.apiKey $v.configApi.existingSecret) (not (or $v.configApi.url $v.referenceConfigApi.enabled)) }}
+{{- if and (or $v.configApi.apiKey $v.configApi.existingSecret) (not (or $v.configApi.url (include "dagfleet.referenceConfigApiEnabled" .))) }}
 {{- fail "a config API key is set but no config API: set configApi.url or referenceConfigApi.enabled=true, or drop configApi.apiKey/existingSecret" }}
 {{- end }}
 {{- if and (not $v.postgresql.enabled) (not $v.externalDatabase.existingSecret) }}
@@ -42,12 +40,31 @@ dagfleet.validate: fails the render with a message a user can act on when values
 {{- fail (printf "airflow.extraEnv: %s is a dagfleet setting; set it through the `dagfleet` values so the chart can check it against docs/reference.md" .name) }}
 {{- end }}
 {{- end }}
+{{- /* Keys the chart must own are refused; for the others the user's value wins (dagfleet.chartEnv). */}}
+{{- $chartSettings := include "dagfleet.chartAirflowSettings" . | fromJson }}
 {{- range $section, $settings := $v.airflow.config }}
 {{- range $key, $_ := $settings }}
 {{- $lower := lower (printf "%s.%s" $section $key) }}
-{{- if has $lower (list "core.fernet_key" "database.sql_alchemy_conn" "api.secret_key" "api_auth.jwt_secret" "core.executor" "core.dags_folder") }}
-{{- fail (printf "airflow.config.%s.%s is managed by the chart (from its Secrets or values): remove it" $section $key) }}
+{{- $setting := index $chartSettings $lower }}
+{{- if and $setting $setting.owned }}
+{{- if $setting.secret }}
+{{- fail (printf "airflow.config.%s.%s is managed by the chart (read from a Secret: airflow.existingSecret, postgresql.existingSecret or externalDatabase.existingSecret): remove it" $section $key) }}
+{{- else }}
+{{- fail (printf "airflow.config.%s.%s is managed by the chart (it sets %s from its values; see docs/helm.md, \"Airflow settings\"): remove it" $section $key ($setting.value | toString | quote)) }}
 {{- end }}
 {{- end }}
+{{- end }}
+{{- end }}
+{{- /* With rbac.create, a launcher without its own ServiceAccount would bind the pod-launching Role to "default". */}}
+{{- if $v.rbac.create }}
+{{- range (include "dagfleet.serviceAccounts" . | fromJsonArray) }}
+{{- $sa := (index $v .key).serviceAccount }}
+{{- if and .launcher (not $sa.create) (not $sa.name) }}
+{{- fail (printf "%s.serviceAccount.create=false needs %s.serviceAccount.name: the %s launches pods, and the chart will not bind its pod-launching Role to the namespace's \"default\" ServiceAccount (every pod using it could then create and delete pods)" .key .key .component) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- if and $v.logs.persistence.existingClaim (not $v.logs.persistence.enabled) }}
+{{- fail "logs.persistence.existingClaim is set but logs.persistence.enabled=false: set logs.persistence.enabled=true to mount it" }}
 {{- end }}
 {{- end }}
