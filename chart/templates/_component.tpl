@@ -36,6 +36,7 @@ metadata:
     {{- include "dagfleet.componentLabels" $labelArgs | nindent 4 }}
   annotations:
     {{- with include "dagfleet.imageCheckovSkips" $root.Values.image }}{{ . | nindent 4 }}{{- end }}
+    {{- with include "dagfleet.envFromSecretSkip" $extra }}{{ . | nindent 4 }}{{ end }}
     {{- if $token }}
     checkov.io/skip-sa-token: "CKV_K8S_38=Airflow launches task pods and reads their logs through the Kubernetes API (KubernetesPodOperator, KubernetesExecutor): it needs its ServiceAccount token"
     {{- end }}

@@ -453,6 +453,7 @@ metadata:
     {{- toYaml . | nindent 4 }}
     {{- end }}
     {{- with include "dagfleet.imageCheckovSkips" .Values.image }}{{ . | nindent 4 }}{{- end }}
+    {{- with include "dagfleet.envFromSecretSkip" (dict "root" . "values" .Values.workers) }}{{ . | nindent 4 }}{{ end }}
     {{- if .Values.workers.serviceAccount.automountServiceAccountToken }}
     checkov.io/skip-sa-token: "CKV_K8S_38=Tasks launch KubernetesPodOperator pods through the Kubernetes API with this token"
     {{- end }}

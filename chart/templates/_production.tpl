@@ -223,3 +223,19 @@ checksum/config-api-secret: {{ include "dagfleet.configApiSecretChecksum" $root 
 checksum/pod-template: {{ include (print $root.Template.BasePath "/pod-template.yaml") $root | sha256sum }}
 {{- end }}
 {{- end }}
+
+{{/*
+dagfleet.envFromSecretSkip: the checkov skip for secrets as environment variables, rendered only
+when airflow.extraEnvFrom or the component's extraEnvFrom names a Secret (the user's choice, e.g.
+AIRFLOW_CONN_* connections, which Airflow reads from the environment).
+Takes (dict "root" $ "values" .Values.scheduler).
+*/}}
+{{- define "dagfleet.envFromSecretSkip" -}}
+{{- $found := false }}
+{{- range concat (.root.Values.airflow.extraEnvFrom | default list) (.values.extraEnvFrom | default list) }}
+{{- if .secretRef }}{{ $found = true }}{{ end }}
+{{- end }}
+{{- if $found -}}
+checkov.io/skip-env-secret: "CKV_K8S_35=extraEnvFrom names a Secret on purpose: Airflow reads connections and variables (AIRFLOW_CONN_*, AIRFLOW_VAR_*) from the environment"
+{{- end }}
+{{- end }}

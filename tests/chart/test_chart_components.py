@@ -11,6 +11,8 @@ from chartkit import container, containers, env_of, one, pod_spec, render_chart
 pytestmark = pytest.mark.helm
 
 COMPONENTS = ["api-server", "scheduler", "dag-processor", "triggerer"]
+# Components that parse DAGs and so sync them; the api-server and triggerer read serialized DAGs.
+SYNCING = {"scheduler", "dag-processor"}
 
 
 def deployment(component: str, values: dict | None = None) -> dict:
@@ -22,9 +24,13 @@ def deployment(component: str, values: dict | None = None) -> dict:
 @pytest.mark.parametrize("component", COMPONENTS)
 class TestEveryComponent:
     def test_starts_through_the_entrypoint(self, component: str) -> None:
-        """No command: the image's `dagfleet run --` syncs, then execs the component."""
+        """Syncing components: no command, the image's `dagfleet run --` syncs, then execs the component.
+        The others go straight to the official /entrypoint (no sync)."""
         main = container(deployment(component), component)
-        assert "command" not in main
+        if component in SYNCING:
+            assert "command" not in main
+        else:
+            assert main["command"] == ["dumb-init", "--", "/entrypoint"]
         assert main["args"] == [component]
 
     def test_waits_for_migrations(self, component: str) -> None:
@@ -35,6 +41,13 @@ class TestEveryComponent:
     def test_sync_settings_and_dags_folder(self, component: str) -> None:
         doc = deployment(component, {"configApi": {"url": "https://cfg.example.com/", "apiKey": "k"}})
         env = env_of(container(doc, component))
+        if component not in SYNCING:
+            # The config API key only reaches components that sync.
+            assert not [k for k in env if k.startswith("DAGFLEET_")]
+            assert "config-api-key" not in {v["name"] for v in pod_spec(doc)["volumes"]}
+            assert "checksum/config-api-secret" not in doc["spec"]["template"]["metadata"]["annotations"]
+            assert env["AIRFLOW__CORE__DAGS_FOLDER"] == "/opt/airflow/dags"
+            return
         assert env["DAGFLEET_API_URL"] == "https://cfg.example.com"
         assert env["DAGFLEET_DAGS_FOLDER"] == env["AIRFLOW__CORE__DAGS_FOLDER"] == "/opt/airflow/dags"
         assert env["DAGFLEET_API_KEY_FILE"] == "/var/run/secrets/dagfleet/api-key"
@@ -105,15 +118,17 @@ class TestEveryComponent:
             annotations = deployment(component, values)["spec"]["template"]["metadata"]["annotations"]
             return {k: v for k, v in annotations.items() if k.startswith("checksum/")}
 
-        # Existing secrets only: no random values, so the checksums are stable between renders.
-        byo = {"airflow": {"existingSecret": "keys"}, "postgresql": {"existingSecret": "pg"}}
-        base = checksums(byo)
-        assert base.keys() == {"checksum/airflow-config", "checksum/secrets"}
-        assert checksums(byo) == base
-        changed = checksums({**byo, "airflow": {**byo["airflow"], "config": {"core": {"parallelism": 8}}}})
-        assert changed["checksum/airflow-config"] != base["checksum/airflow-config"]
-        keyed = checksums({**byo, "configApi": {"url": "https://config.example.com", "apiKey": "new"}})
-        assert keyed["checksum/secrets"] != base["checksum/secrets"]
+        # Generated secrets are hashed from their inputs, not their random values: stable between renders.
+        keyed = {"configApi": {"url": "https://config.example.com", "apiKey": "old"}}
+        base = checksums(keyed)
+        expected = {"checksum/airflow-config", "checksum/airflow-secret", "checksum/database-secret"}
+        assert base.keys() == expected | ({"checksum/config-api-secret"} if component in SYNCING else set())
+        assert checksums(keyed) == base
+        changed = checksums({**keyed, "airflow": {"config": {"core": {"parallelism": 8}}}})
+        assert {k for k in base if changed[k] != base[k]} == {"checksum/airflow-config"}
+        new_key = checksums({"configApi": {"url": "https://config.example.com", "apiKey": "new"}})
+        expected_diff = {"checksum/config-api-secret"} if component in SYNCING else set()
+        assert {k for k in base if new_key[k] != base[k]} == expected_diff
 
     def test_image_from_values(self, component: str) -> None:
         doc = deployment(component, {"image": {"repository": "reg.example.com/dagfleet", "tag": "1.2.3"}})

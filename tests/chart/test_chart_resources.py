@@ -123,10 +123,15 @@ class TestMigrationJob:
         assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_CMD"] == "cat /var/run/secrets/airflow/sql-alchemy-conn"
         assert not [k for k in env if k.startswith("DAGFLEET_")]  # no DAG sync for a migration
 
-    def test_without_hooks_it_is_named_after_the_revision(self) -> None:
+    def test_without_hooks_it_is_a_plain_job_without_ttl(self) -> None:
         (job,) = render_chart({"migrations": {"useHelmHooks": False}}, show_only=["templates/migrate-job.yaml"])
-        assert job["metadata"]["name"] == "dagfleet-migrate-1"
+        assert job["metadata"]["name"].startswith("dagfleet-migrate-")
         assert "helm.sh/hook" not in job["metadata"]["annotations"]
+        # A TTL would delete the Job; Argo CD/Flux would see it missing and run it again.
+        assert "ttlSecondsAfterFinished" not in job["spec"]
+
+    def test_with_hooks_it_keeps_its_ttl(self) -> None:
+        (job,) = render_chart(show_only=["templates/migrate-job.yaml"])
         assert job["spec"]["ttlSecondsAfterFinished"] == 600
 
     def test_wait_timeout_reaches_the_components(self) -> None:
@@ -151,7 +156,7 @@ class TestKubernetesExecutorPodTemplate:
         assert env["DAGFLEET_DAGS_FOLDER"] == "/opt/airflow/dags"
         assert env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"].endswith(":8080/execution/")
         assert pod["spec"]["restartPolicy"] == "Never"
-        assert pod["spec"]["serviceAccountName"] == "dagfleet"
+        assert pod["spec"]["serviceAccountName"] == "dagfleet-worker"
 
     def test_task_pods_get_no_airflow_secrets(self) -> None:
         """Tasks talk to the execution API only: no database URL, no Fernet key in task pods."""
@@ -193,17 +198,22 @@ class TestRbac:
         assert sorted(self.rules({"executor": "KubernetesExecutor", "podNamespace": "jobs"})) == ["dagfleet", "jobs"]
         assert list(self.rules({"executor": "KubernetesExecutor"})) == ["dagfleet"]
 
-    def test_binding_names_the_service_account(self) -> None:
+    def test_binding_names_only_the_pod_launchers(self) -> None:
         docs = render_chart({"podNamespace": "jobs"}, show_only=["templates/rbac.yaml"])
         (binding,) = by_kind(docs, "RoleBinding")
         assert binding["metadata"]["namespace"] == "jobs"
-        assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "dagfleet", "namespace": "dagfleet"}]
-        assert one(docs, "ServiceAccount", "dagfleet")["metadata"]["namespace"] == "dagfleet"
+        assert binding["subjects"] == [
+            {"kind": "ServiceAccount", "name": "dagfleet-scheduler", "namespace": "dagfleet"},
+            {"kind": "ServiceAccount", "name": "dagfleet-triggerer", "namespace": "dagfleet"},
+        ]
+        assert one(docs, "ServiceAccount", "dagfleet-scheduler")["metadata"]["namespace"] == "dagfleet"
 
     def test_existing_service_account(self) -> None:
-        docs = render_chart({"serviceAccount": {"create": False, "name": "airflow"}})
-        assert not by_kind(docs, "ServiceAccount")
+        docs = render_chart({"scheduler": {"serviceAccount": {"create": False, "name": "airflow"}}})
+        assert "dagfleet-scheduler" not in {d["metadata"]["name"] for d in by_kind(docs, "ServiceAccount")}
         assert pod_spec(one(docs, "Deployment", "dagfleet-scheduler"))["serviceAccountName"] == "airflow"
+        (binding,) = by_kind(docs, "RoleBinding")
+        assert {"kind": "ServiceAccount", "name": "airflow", "namespace": "dagfleet"} in binding["subjects"]
 
     def test_can_be_disabled(self) -> None:
         assert not by_kind(render_chart({"rbac": {"create": False}}), "Role")

@@ -19,6 +19,7 @@ ALLOWED_SKIPS = {
     "CKV_K8S_8",  # one-shot pods (helm test, task pods): nothing to probe
     "CKV_K8S_9",
     "CKV2_K8S_6",  # NetworkPolicies are opt-in (skipped only when disabled)
+    "CKV_K8S_35",  # a Secret in extraEnvFrom (skipped only when the user names one: AIRFLOW_CONN_*)
 }
 
 

@@ -117,8 +117,97 @@ BAD_VALUES = [
     ),
 ]
 
+# One schema test per key added for issue 17: a wrong type or an unknown key is rejected.
+NEW_KEYS_BAD = [
+    *[
+        pytest.param({component: {key: "x"}}, f"at '/{component}/{key}'", id=f"{component}-{key}")
+        for component in ("apiServer", "scheduler", "dagProcessor", "triggerer", "workers")
+        for key in (
+            "extraVolumes",
+            "extraVolumeMounts",
+            "extraEnvFrom",
+            "extraContainers",
+            "extraInitContainers",
+            "topologySpreadConstraints",
+            "priorityClassName",
+            "terminationGracePeriodSeconds",
+            "serviceAccount",
+        )
+        if key != "priorityClassName"
+    ],
+    *[
+        pytest.param(
+            {component: {"priorityClassName": 1}}, f"at '/{component}/priorityClassName'", id=f"{component}-pc"
+        )
+        for component in ("apiServer", "scheduler", "dagProcessor", "triggerer", "workers", "migrations", "helmTest")
+    ],
+    *[
+        pytest.param({"airflow": {key: {}}}, f"at '/airflow/{key}'", id=f"airflow-{key}")
+        for key in ("extraVolumes", "extraVolumeMounts", "extraEnvFrom", "extraContainers", "extraInitContainers")
+    ],
+    pytest.param({"scheduler": {"serviceAccount": {"nmae": "x"}}}, "additional properties 'nmae'", id="sa-typo"),
+    pytest.param(
+        {"workers": {"serviceAccount": {"automountServiceAccountToken": "yes"}}},
+        "at '/workers/serviceAccount/automountServiceAccountToken'",
+        id="sa-automount",
+    ),
+    pytest.param({"workers": {"podAnnotations": {"a": 1}}}, "at '/workers/podAnnotations/a'", id="workers-annotations"),
+    pytest.param({"workers": {"nodeSelector": []}}, "at '/workers/nodeSelector'", id="workers-node-selector"),
+    pytest.param({"workers": {"tolerations": {}}}, "at '/workers/tolerations'", id="workers-tolerations"),
+    pytest.param({"migrations": {"jobAnnotations": []}}, "at '/migrations/jobAnnotations'", id="job-annotations"),
+    pytest.param({"migrations": {"podAnnotations": []}}, "at '/migrations/podAnnotations'", id="migration-pod-anno"),
+    pytest.param({"migrations": {"nodeSelector": []}}, "at '/migrations/nodeSelector'", id="migration-placement"),
+    pytest.param({"helmTest": {"tolerations": {}}}, "at '/helmTest/tolerations'", id="test-placement"),
+    pytest.param(
+        {"referenceConfigApi": {"topologySpreadConstraints": {}}},
+        "at '/referenceConfigApi/topologySpreadConstraints'",
+        id="ref-spread",
+    ),
+    pytest.param({"postgresql": {"priorityClassName": []}}, "at '/postgresql/priorityClassName'", id="pg-priority"),
+    pytest.param({"logs": {"persistence": {"enabled": "yes"}}}, "at '/logs/persistence/enabled'", id="logs-enabled"),
+    pytest.param({"logs": {"persistence": {"size": "big"}}}, "at '/logs/persistence/size'", id="logs-size"),
+    pytest.param(
+        {"logs": {"persistence": {"existingClaim": 1}}}, "at '/logs/persistence/existingClaim'", id="logs-claim"
+    ),
+    pytest.param(
+        {"logs": {"persistence": {"storageClassName": 1}}}, "at '/logs/persistence/storageClassName'", id="logs-sc"
+    ),
+    pytest.param({"logs": {"persistence": {"annotations": []}}}, "at '/logs/persistence/annotations'", id="logs-anno"),
+    pytest.param({"logs": {"retention": 1}}, "additional properties 'retention' not allowed", id="logs-unknown"),
+    pytest.param({"metrics": {"enabled": "yes"}}, "at '/metrics/enabled'", id="metrics-enabled"),
+    pytest.param(
+        {"metrics": {"image": {"pullPolicy": "Sometimes"}}}, "at '/metrics/image/pullPolicy'", id="metrics-image"
+    ),
+    pytest.param({"metrics": {"prefix": "air flow"}}, "at '/metrics/prefix'", id="metrics-prefix"),
+    pytest.param({"metrics": {"mappings": {}}}, "at '/metrics/mappings'", id="metrics-mappings"),
+    pytest.param(
+        {"metrics": {"resources": {"limits": {"cpu": "lots"}}}},
+        "at '/metrics/resources/limits/cpu'",
+        id="metrics-resources",
+    ),
+    pytest.param(
+        {"metrics": {"service": {"type": "LoadBalancer"}}},
+        "additional properties 'type' not allowed",
+        id="metrics-service",
+    ),
+    pytest.param(
+        {"metrics": {"serviceMonitor": {"interval": "often"}}},
+        "at '/metrics/serviceMonitor/interval'",
+        id="sm-interval",
+    ),
+    pytest.param(
+        {"metrics": {"serviceMonitor": {"labels": []}}}, "at '/metrics/serviceMonitor/labels'", id="sm-labels"
+    ),
+    pytest.param(
+        {"metrics": {"serviceMonitor": {"enabled": 1}}}, "at '/metrics/serviceMonitor/enabled'", id="sm-enabled"
+    ),
+    pytest.param({"metrics": {"podAnnotations": []}}, "at '/metrics/podAnnotations'", id="metrics-annotations"),
+    pytest.param(
+        {"serviceAccount": {"create": False}}, "additional properties 'serviceAccount' not allowed", id="global-sa-gone"
+    ),
+]
+
 BAD_COMBINATIONS = [
-    pytest.param({"configApi": {"url": ""}}, "no workflow source: set configApi.url", id="no-source"),
     pytest.param({"referenceConfigApi": {"enabled": True}}, "pick the external config API", id="two-sources"),
     pytest.param({"configApi": {"apiKey": "k", "existingSecret": "s"}}, "keep the key in one place", id="two-keys"),
     pytest.param(
@@ -153,6 +242,32 @@ BAD_COMBINATIONS = [
         id="managed-setting",
     ),
     pytest.param(
+        {"airflow": {"config": {"core": {"executor": "CeleryExecutor"}}}},
+        "airflow.config.core.executor is managed by the chart",
+        id="managed-executor",
+    ),
+    pytest.param(
+        {"airflow": {"config": {"metrics": {"statsd_host": "elsewhere"}}}, "metrics": {"enabled": True}},
+        "airflow.config.metrics.statsd_host is managed by the chart",
+        id="managed-metrics",
+    ),
+    pytest.param(
+        {"scheduler": {"serviceAccount": {"create": False}}},
+        "scheduler.serviceAccount.create=false needs scheduler.serviceAccount.name: the scheduler launches pods, "
+        'and the chart will not bind its pod-launching Role to the namespace\'s "default"',
+        id="launcher-without-service-account",
+    ),
+    pytest.param(
+        {"executor": "KubernetesExecutor", "workers": {"serviceAccount": {"create": False}}},
+        "workers.serviceAccount.create=false needs workers.serviceAccount.name",
+        id="task-pods-without-service-account",
+    ),
+    pytest.param(
+        {"logs": {"persistence": {"existingClaim": "logs"}}},
+        "logs.persistence.existingClaim is set but logs.persistence.enabled=false",
+        id="logs-claim-without-persistence",
+    ),
+    pytest.param(
         {"airflow": {"extraEnv": [{"name": "DAGFLEET_SYNC_INTERVAL", "value": "5"}]}},
         "DAGFLEET_SYNC_INTERVAL is a dagfleet setting",
         id="dagfleet-env",
@@ -162,7 +277,7 @@ BAD_COMBINATIONS = [
 
 @pytest.mark.helm
 class TestRejectedValues:
-    @pytest.mark.parametrize(("values", "message"), BAD_VALUES)
+    @pytest.mark.parametrize(("values", "message"), BAD_VALUES + NEW_KEYS_BAD)
     def test_schema_rejects(self, values: dict[str, Any], message: str) -> None:
         with pytest.raises(HelmFailedError) as err:
             render_chart(values)
