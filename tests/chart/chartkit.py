@@ -110,12 +110,12 @@ def render_chart(
 
 
 def render_install(
-    values: dict[str, Any] | None = None, *, values_files: list[Path] | None = None
+    values: dict[str, Any] | None = None, *, values_files: list[Path] | None = None, minimal: bool = True
 ) -> tuple[list[dict[str, Any]], str]:
     """`helm install --dry-run=client` (no cluster): the objects and NOTES of one and the same render."""
     with tempfile.TemporaryDirectory() as tmp:
         files = list(values_files or [])
-        if not values_files:
+        if minimal and not values_files:
             base = Path(tmp) / "minimal.yaml"
             base.write_text(yaml.safe_dump(MINIMAL))
             files.insert(0, base)
@@ -129,9 +129,11 @@ def render_install(
     return docs, notes
 
 
-def render_notes(values: dict[str, Any] | None = None, *, values_files: list[Path] | None = None) -> str:
+def render_notes(
+    values: dict[str, Any] | None = None, *, values_files: list[Path] | None = None, minimal: bool = True
+) -> str:
     """NOTES.txt as `helm install` prints it, without a cluster (`--dry-run=client`)."""
-    return render_install(values, values_files=values_files)[1]
+    return render_install(values, values_files=values_files, minimal=minimal)[1]
 
 
 def scenario_file(scenario: str) -> Path:
