@@ -5,12 +5,17 @@ diffs (two renders, one value changed)."""
 from __future__ import annotations
 
 import configparser
+import os
+import socket
+import subprocess
+from pathlib import Path
 from typing import Any
 
 import jmespath
 import pytest
 import yaml
 from chartkit import (
+    REPO,
     by_kind,
     container,
     containers,
@@ -25,6 +30,7 @@ from chartkit import (
 
 pytestmark = pytest.mark.helm
 
+VENV_PYTHON = REPO / ".venv" / "bin" / "python"
 COMPONENTS = {
     "api-server": "apiServer",
     "scheduler": "scheduler",
@@ -487,3 +493,34 @@ class TestProductionScenario:
         assert pod["spec"]["priorityClassName"] == "dagfleet-tasks"
         env = env_of(container(scheduler, "scheduler"))
         assert "AIRFLOW__CORE__HOSTNAME_CALLABLE" not in env  # airflow.config wins
+
+
+class TestMetricsReachAirflow:
+    """The chart's [metrics] settings, given to real Airflow (the project's .venv), send StatsD."""
+
+    def test_airflow_sends_statsd_with_the_chart_settings(self, tmp_path: Path) -> None:
+        docs = render_chart({"metrics": {"enabled": True, "prefix": "dagfleet_ci"}})
+        env = {k: str(v) for k, v in env_of(container(deployments(docs)["scheduler"], "scheduler")).items()}
+        metrics = {k: v for k, v in env.items() if k.startswith("AIRFLOW__METRICS__")}
+        assert metrics["AIRFLOW__METRICS__STATSD_HOST"] == "dagfleet-statsd.dagfleet.svc"
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as server:
+            server.bind(("127.0.0.1", 0))
+            server.settimeout(120)  # a safety bound, not a timing assertion
+            # Only where the exporter listens differs: loopback instead of the in-cluster Service.
+            metrics["AIRFLOW__METRICS__STATSD_HOST"] = "127.0.0.1"
+            metrics["AIRFLOW__METRICS__STATSD_PORT"] = str(server.getsockname()[1])
+            run_env = {
+                "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+                "AIRFLOW_HOME": str(tmp_path),
+                "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+                **metrics,
+            }
+            code = "from airflow.stats import Stats\nStats.incr('chart_probe')"
+            result = subprocess.run(
+                [str(VENV_PYTHON), "-c", code], env=run_env, capture_output=True, text=True, timeout=300, check=False
+            )
+            assert result.returncode == 0, result.stderr[-2000:]
+            received: list[str] = []
+            while "dagfleet_ci.chart_probe:1|c" not in received:  # Airflow sends its own metrics too
+                received += server.recv(65536).decode().splitlines()
+        assert all(line.startswith("dagfleet_ci.") for line in received), received
