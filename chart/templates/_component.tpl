@@ -25,7 +25,7 @@ Takes (dict
 {{- $v := .values }}
 {{- $labelArgs := dict "root" $root "component" .component }}
 {{- $sync := .sync }}
-{{- $token := $v.serviceAccount.automountServiceAccountToken }}
+{{- $token := eq (include "dagfleet.automountToken" (dict "root" $root "component" .component "values" $v)) "true" }}
 {{- $extra := dict "root" $root "values" $v }}
 apiVersion: apps/v1
 kind: Deployment

@@ -454,7 +454,7 @@ metadata:
     {{- end }}
     {{- with include "dagfleet.imageCheckovSkips" .Values.image }}{{ . | nindent 4 }}{{- end }}
     {{- with include "dagfleet.envFromSecretSkip" (dict "root" . "values" .Values.workers) }}{{ . | nindent 4 }}{{ end }}
-    {{- if .Values.workers.serviceAccount.automountServiceAccountToken }}
+    {{- if eq (include "dagfleet.automountToken" (dict "root" . "component" "worker" "values" .Values.workers)) "true" }}
     checkov.io/skip-sa-token: "CKV_K8S_38=Tasks launch KubernetesPodOperator pods through the Kubernetes API with this token"
     {{- end }}
     checkov.io/skip-probes-liveness: "CKV_K8S_8=A task pod runs one task to completion: nothing to probe"
@@ -464,7 +464,7 @@ metadata:
     {{- end }}
 spec:
   serviceAccountName: {{ include "dagfleet.componentServiceAccountName" (dict "root" . "component" "worker" "values" .Values.workers) }}
-  automountServiceAccountToken: {{ .Values.workers.serviceAccount.automountServiceAccountToken }}
+  automountServiceAccountToken: {{ include "dagfleet.automountToken" (dict "root" . "component" "worker" "values" .Values.workers) }}
   restartPolicy: Never
   terminationGracePeriodSeconds: {{ .Values.workers.terminationGracePeriodSeconds }}
   {{- with include "dagfleet.placement" .Values.workers }}

@@ -11,23 +11,46 @@ dagfleet ./chart` serves the image's example workflows). Else empty. Takes the r
 
 {{/*
 dagfleet.serviceAccounts: the ServiceAccounts of the chart as a JSON list of
-{component, values, launcher} (launcher: bound to the pod-launching Role). Takes the root context.
-  api-server, dag-processor: no Kubernetes API calls.
+{component, key, launcher, logReader, token} (launcher: bound to the pod-launching Role;
+logReader: bound to the pod-log-reading Role; token: the default of
+serviceAccount.automountServiceAccountToken when it is null). Takes the root context.
+  api-server: with KubernetesExecutor it reads running task pods' logs through the Kubernetes
+    API (KubernetesExecutor.get_task_log); otherwise no Kubernetes API calls.
+  dag-processor: no Kubernetes API calls.
   scheduler: launches KubernetesExecutor task pods; with LocalExecutor its tasks launch KPO pods.
   triggerer: deferrable KubernetesPodOperator tasks watch their pods from there.
   worker (KubernetesExecutor only): task pods launch KPO pods.
 */}}
 {{- define "dagfleet.serviceAccounts" -}}
 {{- $v := .Values }}
+{{- $ke := eq $v.executor "KubernetesExecutor" }}
 {{- $list := list
-  (dict "component" "api-server" "key" "apiServer" "launcher" false)
-  (dict "component" "scheduler" "key" "scheduler" "launcher" true)
-  (dict "component" "dag-processor" "key" "dagProcessor" "launcher" false)
-  (dict "component" "triggerer" "key" "triggerer" "launcher" true) }}
-{{- if eq $v.executor "KubernetesExecutor" }}
-{{- $list = append $list (dict "component" "worker" "key" "workers" "launcher" true) }}
+  (dict "component" "api-server" "key" "apiServer" "launcher" false "logReader" $ke "token" $ke)
+  (dict "component" "scheduler" "key" "scheduler" "launcher" true "logReader" false "token" true)
+  (dict "component" "dag-processor" "key" "dagProcessor" "launcher" false "logReader" false "token" false)
+  (dict "component" "triggerer" "key" "triggerer" "launcher" true "logReader" false "token" true) }}
+{{- if $ke }}
+{{- $list = append $list (dict "component" "worker" "key" "workers" "launcher" true "logReader" false "token" true) }}
 {{- end }}
 {{- toJson $list }}
+{{- end }}
+
+{{/*
+dagfleet.automountToken: "true" or "false": the component's
+serviceAccount.automountServiceAccountToken, or, when that is null, the chart's default for it
+(dagfleet.serviceAccounts). Takes (dict "root" $ "component" "api-server" "values" .Values.apiServer).
+*/}}
+{{- define "dagfleet.automountToken" -}}
+{{- $set := .values.serviceAccount.automountServiceAccountToken }}
+{{- if kindIs "invalid" $set }}
+{{- $token := false }}
+{{- range (include "dagfleet.serviceAccounts" .root | fromJsonArray) }}
+{{- if eq .component $.component }}{{ $token = .token }}{{ end }}
+{{- end }}
+{{- $token }}
+{{- else }}
+{{- $set }}
+{{- end }}
 {{- end }}
 
 {{/*

@@ -62,6 +62,9 @@ dagfleet.validate: fails the render with a message a user can act on when values
 {{- if and .launcher (not $sa.create) (not $sa.name) }}
 {{- fail (printf "%s.serviceAccount.create=false needs %s.serviceAccount.name: the %s launches pods, and the chart will not bind its pod-launching Role to the namespace's \"default\" ServiceAccount (every pod using it could then create and delete pods)" .key .key .component) }}
 {{- end }}
+{{- if and .logReader (not $sa.create) (not $sa.name) }}
+{{- fail (printf "%s.serviceAccount.create=false needs %s.serviceAccount.name: with KubernetesExecutor the %s reads task pod logs, and the chart will not bind its pod-log-reading Role to the namespace's \"default\" ServiceAccount" .key .key .component) }}
+{{- end }}
 {{- end }}
 {{- end }}
 {{- if and $v.logs.persistence.existingClaim (not $v.logs.persistence.enabled) }}

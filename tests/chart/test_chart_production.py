@@ -112,11 +112,11 @@ class TestServiceAccounts:
             ("LocalExecutor", {"api-server": False, "scheduler": True, "dag-processor": False, "triggerer": True}),
             (
                 "KubernetesExecutor",
-                {"api-server": False, "scheduler": True, "dag-processor": False, "triggerer": True, "worker": True},
+                {"api-server": True, "scheduler": True, "dag-processor": False, "triggerer": True, "worker": True},
             ),
         ],
     )
-    def test_token_only_where_pods_are_launched(self, executor: str, expected: dict[str, bool]) -> None:
+    def test_token_only_where_the_kubernetes_api_is_called(self, executor: str, expected: dict[str, bool]) -> None:
         docs = render_chart({"executor": executor})
         mounted = {
             c: pod_spec(d)["automountServiceAccountToken"] for c, d in deployments(docs).items() if c in COMPONENTS
@@ -124,9 +124,28 @@ class TestServiceAccounts:
         if executor == "KubernetesExecutor":
             mounted["worker"] = worker_pod(docs)["spec"]["automountServiceAccountToken"]
         assert mounted == expected
+        accounts = {sa["metadata"]["name"].removeprefix("dagfleet-"): sa for sa in by_kind(docs, "ServiceAccount")}
+        assert {c: sa["automountServiceAccountToken"] for c, sa in accounts.items()} == expected
+        launchers = {"scheduler", "triggerer"} | ({"worker"} if executor == "KubernetesExecutor" else set())
         for binding in by_kind(docs, "RoleBinding"):
             bound = {s["name"].removeprefix("dagfleet-") for s in binding["subjects"]}
-            assert bound == {c for c, on in expected.items() if on}
+            if binding["metadata"]["name"] == "dagfleet-pod-launcher":
+                assert bound == launchers
+            else:
+                assert binding["metadata"]["name"] == "dagfleet-pod-log-reader"
+                assert bound == {"api-server"}
+
+    def test_api_server_reads_task_pod_logs_with_kubernetes_executor_only(self) -> None:
+        assert "dagfleet-pod-log-reader" not in {r["metadata"]["name"] for r in by_kind(render_chart(), "Role")}
+        docs = render_chart(KE)
+        role = one(docs, "Role", "dagfleet-pod-log-reader")
+        assert role["metadata"]["namespace"] == "dagfleet"
+        assert {tuple(r["resources"]): r["verbs"] for r in role["rules"]} == {
+            ("pods",): ["get", "list"],
+            ("pods/log",): ["get"],
+        }
+        off = render_chart({**KE, "apiServer": {"serviceAccount": {"automountServiceAccountToken": False}}})
+        assert pod_spec(deployments(off)["api-server"])["automountServiceAccountToken"] is False
 
     def test_annotations_land_on_one_account(self) -> None:
         irsa = {"eks.amazonaws.com/role-arn": "arn:aws:iam::1:role/scheduler"}

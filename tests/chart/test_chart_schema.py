@@ -263,6 +263,11 @@ BAD_COMBINATIONS = [
         id="task-pods-without-service-account",
     ),
     pytest.param(
+        {"executor": "KubernetesExecutor", "apiServer": {"serviceAccount": {"create": False}}},
+        "apiServer.serviceAccount.create=false needs apiServer.serviceAccount.name: with KubernetesExecutor",
+        id="log-reader-without-service-account",
+    ),
+    pytest.param(
         {"logs": {"persistence": {"existingClaim": "logs"}}},
         "logs.persistence.existingClaim is set but logs.persistence.enabled=false",
         id="logs-claim-without-persistence",
