@@ -99,7 +99,7 @@ class TestEveryLongRunningPod:
 
     def test_checksums_for_what_the_pod_reads(self, scenario: str, workload: dict) -> None:
         """One checksum/<name> per chart ConfigMap or Secret the pod mounts, and none for others."""
-        annotations = workload["spec"]["template"]["metadata"]["annotations"]
+        annotations = workload["spec"]["template"]["metadata"].get("annotations") or {}
         volumes = pod_spec(workload)["volumes"]
         secrets = set()
         for v in volumes:
