@@ -282,6 +282,12 @@ class TestNetworkPolicies:
         assert rule["from"][0]["podSelector"]["matchLabels"]["app.kubernetes.io/component"] == "api-server"
         assert {p["port"] for p in rule["ports"]} == {8793, 8794}
 
+    def test_task_logs_of_kubernetes_executor_task_pods(self) -> None:
+        """Task pods serve their logs on 8793 too: the default deny must not cut the api-server off."""
+        policy = self.policies()["dagfleet-task-logs"]
+        (expression,) = policy["spec"]["podSelector"]["matchExpressions"]
+        assert set(expression["values"]) == {"scheduler", "triggerer", "worker"}
+
 
 class TestHelmTestPod:
     def test_is_a_test_hook_that_syncs_and_checks_health(self) -> None:
