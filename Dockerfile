@@ -6,11 +6,10 @@
 # reachable) or plainly: docker build -t dagfleet:dev .
 ARG AIRFLOW_IMAGE=apache/airflow:3.3.2
 
-# --- the dagfleet wheel (base DAG and example workflows are inside it) ------------------------
+# --- the dagfleet wheel (templates and example workflows are inside it) ------------------------
 FROM ${AIRFLOW_IMAGE} AS wheel
 WORKDIR /tmp/src
 COPY --chown=airflow:root pyproject.toml README.md ./
-COPY --chown=airflow:root dags/mydag.py dags/
 COPY --chown=airflow:root examples/ examples/
 COPY --chown=airflow:root entrypoint/ entrypoint/
 RUN pip wheel --no-cache-dir --no-deps --wheel-dir /tmp/dist .

@@ -47,13 +47,13 @@ lock: | $(UV) ## Re-pin requirements*.lock from requirements*.in
 
 .PHONY: lint
 lint: venv ## Run ruff (lint + format check)
-	$(BIN)/ruff check entrypoint dags tests scripts docker $(wildcard bench)
-	$(BIN)/ruff format --check entrypoint dags tests scripts docker $(wildcard bench)
+	$(BIN)/ruff check entrypoint tests scripts docker $(wildcard bench)
+	$(BIN)/ruff format --check entrypoint tests scripts docker $(wildcard bench)
 
 .PHONY: fmt
 fmt: venv ## Format and auto-fix with ruff
-	$(BIN)/ruff check --fix entrypoint dags tests scripts docker $(wildcard bench)
-	$(BIN)/ruff format entrypoint dags tests scripts docker $(wildcard bench)
+	$(BIN)/ruff check --fix entrypoint tests scripts docker $(wildcard bench)
+	$(BIN)/ruff format entrypoint tests scripts docker $(wildcard bench)
 
 .PHONY: clean
 clean: ## Remove the virtualenv, tools and run state

@@ -34,7 +34,7 @@ fi
 
 version="$(sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml | head -n 1)"
 revision="$(git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)"
-if [ -n "$(git status --porcelain -- Dockerfile .dockerignore pyproject.toml requirements.lock entrypoint dags examples 2>/dev/null)" ]; then
+if [ -n "$(git status --porcelain -- Dockerfile .dockerignore pyproject.toml requirements.lock entrypoint examples 2>/dev/null)" ]; then
   revision="${revision}-dirty"
 fi
 

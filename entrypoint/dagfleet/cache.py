@@ -2,7 +2,7 @@
 
 One interface (``ConfigCache``), two backends:
 
-* ``DiskCache`` (default): one JSON file per workflow under ``<dags>/.dagfleet/cache/``,
+* ``DiskCache`` (default): one JSON file per workflow in the store's cache folder (dagfleet.store),
   written atomically; shared by every process that sees the dags folder.
 * ``RedisCache`` (``DAGFLEET_CACHE_URL=redis://…``): shared by every DAG processor and worker.
   Short socket timeouts and no retries, so a dead Redis costs at most about a second; it is
@@ -188,7 +188,7 @@ class LayeredCache:
 
 def open_cache(settings: Settings) -> ConfigCache:
     """The cache ``settings`` ask for (``DAGFLEET_CACHE_URL``), always with the disk cache below."""
-    disk = DiskCache(settings.state_dir / "cache")
+    disk = DiskCache(settings.store.cache_dir)
     if not settings.cache_url:
         return disk
     timeout = min(MAX_REDIS_TIMEOUT, settings.parse_timeout / 4)

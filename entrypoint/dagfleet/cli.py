@@ -72,13 +72,25 @@ def _setup_logging(level: str, secrets: Sequence[str] = ()) -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
+MAX_NAMES_SHOWN = 10
+
+
+def capped(names: Sequence[str], limit: int = MAX_NAMES_SHOWN) -> str:
+    """``a, b, c … and 990 more``: a fleet-scale list on one short line."""
+    shown = ", ".join(names[:limit])
+    return f"{shown} … and {len(names) - limit} more" if len(names) > limit else shown
+
+
 def _report(report: SyncReport) -> None:
     for problem in report.problems:
         log.error("%s", problem)
-    if report.written or report.pruned:
-        log.info("written: %s", ", ".join(report.written) or "-")
-        if report.pruned:
-            log.info("pruned: %s", ", ".join(report.pruned))
+    for what, names in (("written", report.written), ("config updated", report.config_updated),
+                        ("pruned", report.pruned)):  # fmt: skip
+        if names:
+            if log.isEnabledFor(logging.DEBUG):
+                log.debug("%s: %s", what, ", ".join(names))
+            else:
+                log.info("%s: %s", what, capped(names))
     level = logging.INFO if report.outcome is Outcome.SYNCED else logging.WARNING
     log.log(level, "%s", report.summary())
 
@@ -172,7 +184,7 @@ def cmd_watch(settings: Settings, once: bool = False) -> int:
         except Exception as err:  # noqa: BLE001 - the sidecar keeps watching whatever one pass hits
             log.error("%s", _unexpected(err))
         else:
-            if report.written or report.pruned or report.problems or report.outcome is not Outcome.SYNCED:
+            if report.changed or report.problems or report.outcome is not Outcome.SYNCED:
                 _report(report)
         if once:
             break

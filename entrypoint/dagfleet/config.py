@@ -383,6 +383,10 @@ class WorkflowConfig(_Model):
     items: list[ItemField] = Field(default_factory=lambda: [ItemSpec(name=n) for n in DEFAULT_ITEMS])
     max_items: int = Field(default=64, ge=1, le=1024)
     pod: PodSpec | None = None
+    # Which base DAG (template) this workflow is a copy of; None: DAGFLEET_DEFAULT_TEMPLATE.
+    template: str | None = Field(default=None, pattern=r"^[A-Za-z][A-Za-z0-9_]{0,62}$")
+    # The template's own settings: any JSON object unless the template's schema says otherwise.
+    spec: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("tags")
     @classmethod

@@ -20,7 +20,6 @@ from dagfleet import workflow_ids
 from dagfleet.cache import CacheEntry, ConfigCache, open_cache
 from dagfleet.config import WorkflowConfig, validate_config
 from dagfleet.errors import ConfigApiError, DagfleetError, WorkflowConfigError
-from dagfleet.fsutil import read_json
 from dagfleet.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -40,12 +39,12 @@ def load_config(workflow_id: str, settings: Settings | None = None) -> WorkflowC
 def load(workflow_id: str, settings: Settings | None = None, *, cache: ConfigCache | None = None) -> Loaded:
     settings = settings or Settings.from_env()
     workflow_ids.validate(workflow_id)
-    stored_path = settings.config_path(workflow_id)
-    stored = read_json(stored_path)
-    if isinstance(stored, dict):
-        return Loaded(validate_config(workflow_id, stored), "stored")
-    if stored_path.exists():
-        log.warning("workflow %r: ignoring unreadable stored config %s", workflow_id, stored_path)
+    store = settings.store
+    record = store.record(workflow_id)
+    if record is not None:
+        return Loaded(validate_config(workflow_id, record.config), "stored")
+    if store.record_path(workflow_id).exists():
+        log.warning("workflow %r: ignoring unreadable stored record %s", workflow_id, store.record_path(workflow_id))
     if not settings.api_url:
         return Loaded(validate_config(workflow_id, {}), "defaults")
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from airflow.plugins_manager import AirflowPlugin
 
-import dagfleet.dagbuild  # noqa: F401 - the point of this plugin
+import dagfleet.authoring  # noqa: F401 - the point of this plugin
 
 
 class DagfleetPlugin(AirflowPlugin):

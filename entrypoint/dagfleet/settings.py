@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dagfleet.errors import DagfleetError
+
+if TYPE_CHECKING:
+    from dagfleet.store import FleetStore
+    from dagfleet.template_library import TemplateLibrary
+
+# The templates shipped in the package (the default of DAGFLEET_TEMPLATES).
+SHIPPED_TEMPLATES = Path(__file__).resolve().parent / "templates"
 
 
 def _flag(value: str) -> bool:
@@ -58,6 +66,12 @@ def _log_level(value: str) -> str:
     return upper
 
 
+def _template_name(value: str) -> str:
+    if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]{0,62}", value):
+        raise ValueError("expected a template name (letters, digits and '_', starting with a letter)")
+    return value
+
+
 # name -> (parser, default as a string or None for "unset")
 SPEC: dict[str, tuple[Callable[[str], Any], str | None]] = {
     "DAGFLEET_API_URL": (_url, None),
@@ -65,6 +79,8 @@ SPEC: dict[str, tuple[Callable[[str], Any], str | None]] = {
     "DAGFLEET_API_KEY_FILE": (_text, None),
     "DAGFLEET_STATIC_WORKFLOWS": (_text, None),
     "DAGFLEET_DAGS_FOLDER": (_text, None),
+    "DAGFLEET_TEMPLATES": (_text, None),
+    "DAGFLEET_DEFAULT_TEMPLATE": (_template_name, "demo"),
     "DAGFLEET_BASE_DAG": (_text, None),
     "DAGFLEET_ALLOW_EMPTY": (_flag, "false"),
     "DAGFLEET_SYNC_INTERVAL": (_positive_float, "60"),
@@ -106,6 +122,13 @@ def _read(environ: Mapping[str, str], name: str) -> Any:
         raise DagfleetError(f"{name}: {err}") from None
 
 
+def _default_template(environ: Mapping[str, str]) -> str:
+    """DAGFLEET_DEFAULT_TEMPLATE; with only DAGFLEET_BASE_DAG set, that file is the default."""
+    if "DAGFLEET_DEFAULT_TEMPLATE" not in environ and environ.get("DAGFLEET_BASE_DAG"):
+        return Path(environ["DAGFLEET_BASE_DAG"]).stem
+    return _read(environ, "DAGFLEET_DEFAULT_TEMPLATE")
+
+
 def _default_dags_folder(environ: Mapping[str, str]) -> Path:
     if environ.get("AIRFLOW__CORE__DAGS_FOLDER"):
         return Path(environ["AIRFLOW__CORE__DAGS_FOLDER"])
@@ -119,10 +142,7 @@ def packaged_file(*parts: str) -> Path:
     packaged = here.joinpath(*parts)
     if packaged.exists():
         return packaged
-    sources = {
-        ("base_dag", "mydag.py"): ("dags", "mydag.py"),
-        ("data", "workflows.yaml"): ("examples", "workflows.yaml"),
-    }
+    sources = {("data", "workflows.yaml"): ("examples", "workflows.yaml")}
     return here.parents[1].joinpath(*sources[parts])
 
 
@@ -133,7 +153,9 @@ class Settings:
     api_key_file: str | None = None
     static_workflows: tuple[str, ...] = ()
     dags_folder: Path = Path("dags")
-    base_dag: Path = field(default_factory=lambda: packaged_file("base_dag", "mydag.py"))
+    templates_folder: Path = SHIPPED_TEMPLATES
+    default_template: str = "demo"
+    base_dag: Path | None = None  # DAGFLEET_BASE_DAG: one more template, named after its stem
     allow_empty: bool = False
     sync_interval: float = 60.0
     connect_timeout: float = 3.0
@@ -155,7 +177,9 @@ class Settings:
             api_key_file=_read(env, "DAGFLEET_API_KEY_FILE"),
             static_workflows=tuple(static.replace(",", " ").split()),
             dags_folder=Path(_read(env, "DAGFLEET_DAGS_FOLDER") or _default_dags_folder(env)),
-            base_dag=Path(_read(env, "DAGFLEET_BASE_DAG") or packaged_file("base_dag", "mydag.py")),
+            templates_folder=Path(_read(env, "DAGFLEET_TEMPLATES") or SHIPPED_TEMPLATES),
+            default_template=_default_template(env),
+            base_dag=Path(base_dag) if (base_dag := _read(env, "DAGFLEET_BASE_DAG")) else None,
             allow_empty=_read(env, "DAGFLEET_ALLOW_EMPTY"),
             sync_interval=_read(env, "DAGFLEET_SYNC_INTERVAL"),
             connect_timeout=_read(env, "DAGFLEET_CONNECT_TIMEOUT"),
@@ -182,12 +206,16 @@ class Settings:
         return self.api_key_value or None
 
     @property
-    def state_dir(self) -> Path:
-        return self.dags_folder / ".dagfleet"
+    def store(self) -> FleetStore:
+        """The fleet's on-disk state in the dags folder (dagfleet.store owns the layout)."""
+        from dagfleet.store import FleetStore
 
-    def config_path(self, workflow_id: str) -> Path:
-        """Where sync stores a workflow's last known good config (read by the DAG at parse time)."""
-        return self.state_dir / "configs" / f"{workflow_id}.json"
+        return FleetStore(self.dags_folder)
+
+    def template_library(self) -> TemplateLibrary:
+        from dagfleet.template_library import TemplateLibrary
+
+        return TemplateLibrary(self.templates_folder, self.default_template, self.base_dag)
 
     def exec_target(self) -> str:
         if self.exec_program:
