@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import socket
@@ -17,10 +16,12 @@ from typing import Any
 import pytest
 import yaml
 
-from dagfleet.settings import Settings
+from dagfleet import __version__
+from dagfleet.settings import SHIPPED_TEMPLATES
+from dagfleet.store import FleetStore, Record, dag_bytes
 
 REPO = Path(__file__).resolve().parents[2]
-BASE_DAG = REPO / "dags" / "mydag.py"
+BASE_DAG = SHIPPED_TEMPLATES / "demo.py"
 EXAMPLES = REPO / "examples" / "workflows.yaml"
 
 
@@ -34,19 +35,18 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def make_dags(folder: Path, configs: Mapping[str, Mapping[str, Any] | None]) -> Path:
-    """``<id>-mydag.py`` copies of the base DAG plus their stored configs (what sync writes).
+def make_dags(folder: Path, configs: Mapping[str, Mapping[str, Any] | None], template: Path = BASE_DAG) -> Path:
+    """``<id>-mydag.py`` copies of a template plus their stored records (what sync writes).
 
     A ``None`` config writes the DAG file only (the loader then has to find the config elsewhere).
     """
-    settings = Settings(dags_folder=folder)
+    store = FleetStore(folder)
     folder.mkdir(parents=True, exist_ok=True)
     for workflow_id, config in configs.items():
-        shutil.copyfile(BASE_DAG, folder / f"{workflow_id}-mydag.py")
+        record = Record(workflow_id, dict(config or {}), template.stem)
+        store.dag_path(workflow_id).write_bytes(dag_bytes(template.read_bytes(), record, __version__))
         if config is not None:
-            path = settings.config_path(workflow_id)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(json.dumps(config))
+            store.write_record(record)
     return folder
 
 

@@ -21,6 +21,7 @@ from dagfleet.cache import DiskCache, LayeredCache, RedisCache, open_cache
 from dagfleet.errors import WorkflowConfigError
 from dagfleet.loader import load, parse_timeouts
 from dagfleet.settings import Settings
+from dagfleet.store import Record
 
 KEY = "test-key-123"  # the key config_api_factory's server asks for
 ACME = {"schedule": "@daily", "tags": ["acme"], "items": ["a", "b"]}
@@ -31,9 +32,7 @@ def _settings(dags: Path, url: str | None = None, **kw: Any) -> Settings:
 
 
 def _store(settings: Settings, workflow_id: str, config: dict[str, Any]) -> None:
-    path = settings.config_path(workflow_id)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(config))
+    settings.store.write_record(Record(workflow_id, config, "demo"))
 
 
 def test_stored_config_wins_without_any_network(tmp_path: Path, silent_api: SilentServer) -> None:
@@ -66,7 +65,7 @@ def test_live_api_then_fresh_cache_then_last_known_good(
     settings = _settings(tmp_path, api.url, cache_ttl=300)
     first = load("acme", settings)
     assert (first.source, first.config.tags) == ("api", ["acme"])
-    assert DiskCache(settings.state_dir / "cache").get("acme") is not None
+    assert DiskCache(settings.store.cache_dir).get("acme") is not None
 
     api.close()  # from now on every request would fail
     assert load("acme", settings).source == "cache"  # fresh: no request at all
@@ -82,16 +81,16 @@ def test_live_api_then_fresh_cache_then_last_known_good(
 def test_stale_cache_is_refreshed_from_the_api(tmp_path: Path, config_api_factory: Any) -> None:
     api = config_api_factory({"acme": ACME})
     settings = _settings(tmp_path, api.url, cache_ttl=0.001)
-    DiskCache(settings.state_dir / "cache").put("acme", {"tags": ["old"]}, now=time.time() - 60)
+    DiskCache(settings.store.cache_dir).put("acme", {"tags": ["old"]}, now=time.time() - 60)
     loaded = load("acme", settings)
     assert (loaded.source, loaded.config.tags) == ("api", ["acme"])
-    assert DiskCache(settings.state_dir / "cache").get("acme").config["tags"] == ["acme"]  # type: ignore[union-attr]
+    assert DiskCache(settings.store.cache_dir).get("acme").config["tags"] == ["acme"]  # type: ignore[union-attr]
 
 
 def test_hung_api_is_bounded_by_the_parse_timeout(tmp_path: Path, silent_api: SilentServer) -> None:
     settings = _settings(tmp_path, silent_api.url, parse_timeout=1, connect_timeout=3, read_timeout=10)
     assert sum(parse_timeouts(settings)) <= settings.parse_timeout
-    DiskCache(settings.state_dir / "cache").put("acme", ACME, now=time.time() - 3600)
+    DiskCache(settings.store.cache_dir).put("acme", ACME, now=time.time() - 3600)
     started = time.monotonic()
     loaded = load("acme", settings)
     assert time.monotonic() - started < 2
@@ -113,13 +112,13 @@ def test_invalid_live_config_is_an_error_and_is_not_cached(tmp_path: Path, confi
     settings = _settings(tmp_path, api.url)
     with pytest.raises(WorkflowConfigError, match=r"config field 'pod.namespace'"):
         load("acme", settings)
-    assert DiskCache(settings.state_dir / "cache").get("acme") is None
+    assert DiskCache(settings.store.cache_dir).get("acme") is None
 
 
 def test_wrong_api_key_falls_back_to_last_known_good(tmp_path: Path, config_api_factory: Any) -> None:
     api = config_api_factory({"acme": ACME})
     settings = Settings(api_url=api.url, api_key_value="wrong-key", dags_folder=tmp_path, cache_ttl=0.001)
-    DiskCache(settings.state_dir / "cache").put("acme", {"tags": ["cached"]}, now=time.time() - 60)
+    DiskCache(settings.store.cache_dir).put("acme", {"tags": ["cached"]}, now=time.time() - 60)
     loaded = load("acme", settings)
     assert (loaded.source, loaded.config.tags) == ("last-known-good", ["cached"])
 
@@ -197,7 +196,7 @@ def test_hung_redis_is_bounded(tmp_path: Path, silent_api: SilentServer) -> None
     """A Redis that accepts and never answers costs at most its short socket timeout."""
     port = silent_api.url.rsplit(":", 1)[1]
     settings = _settings(tmp_path, dead_url(), cache_url=f"redis://127.0.0.1:{port}/0", parse_timeout=2)
-    DiskCache(settings.state_dir / "cache").put("acme", ACME, now=time.time() - 3600)
+    DiskCache(settings.store.cache_dir).put("acme", ACME, now=time.time() - 3600)
     started = time.monotonic()
     loaded = load("acme", settings)
     assert time.monotonic() - started < 2.5

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from dagtools import render_context
 
+from dagfleet.authoring import choose_items, plan
 from dagfleet.config import validate_config
-from dagfleet.dagbuild import choose_items, plan
 from dagfleet.errors import WorkflowConfigError
 
 pytestmark = pytest.mark.airflow

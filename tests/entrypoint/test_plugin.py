@@ -21,10 +21,10 @@ def test_airflow_loads_the_dagfleet_plugin(tmp_path: Path) -> None:
     )
     plugins = {p["name"]: p["source"] for p in json.loads(result.stdout)}
     assert "dagfleet.plugin:DagfleetPlugin" in plugins["dagfleet"]
-    # Loading plugins imported the DAG builder: what makes each forked parse cheap.
+    # Loading plugins imported the authoring API: what makes each forked parse cheap.
     probe = (
         "import sys; from airflow import plugins_manager as pm; pm.ensure_plugins_loaded();"
-        " print('dagfleet.dagbuild' in sys.modules)"
+        " print('dagfleet.authoring' in sys.modules)"
     )
     loaded = subprocess.run(
         [sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=120, check=True

@@ -9,11 +9,13 @@ from typing import Any
 
 import pytest
 
+from dagfleet import __version__
 from dagfleet.materializer import Materializer, Outcome
 from dagfleet.retry import retry_policy
-from dagfleet.settings import Settings, packaged_file
+from dagfleet.settings import SHIPPED_TEMPLATES, Settings
+from dagfleet.store import dag_bytes
 
-BASE = packaged_file("base_dag", "mydag.py").read_bytes()
+BASE = (SHIPPED_TEMPLATES / "demo.py").read_bytes()
 
 
 def _settings(dags: Path, url: str | None, **kw: Any) -> Settings:
@@ -45,11 +47,15 @@ def test_one_dag_per_workflow_with_its_config_stored(config_api_factory: Any, tm
     assert report.outcome is Outcome.SYNCED
     assert report.problems == []
     assert _dag_files(settings.dags_folder) == ["alpha-mydag.py", "beta-mydag.py"]
-    for name in _dag_files(settings.dags_folder):
-        assert (settings.dags_folder / name).read_bytes() == BASE
-    assert json.loads(settings.config_path("alpha").read_text()) == {"tags": ["a"]}
-    assert json.loads(settings.config_path("beta").read_text()) == {}
-    manifest = json.loads((settings.state_dir / "manifest.json").read_text())
+    store = settings.store
+    for workflow_id in ("alpha", "beta"):
+        record = store.record(workflow_id)
+        assert record is not None
+        assert record.template == "demo"
+        assert store.dag_path(workflow_id).read_bytes() == dag_bytes(BASE, record, __version__)
+    assert store.record("alpha").config == {"tags": ["a"]}  # type: ignore[union-attr]
+    assert store.record("beta").config == {}  # type: ignore[union-attr]
+    manifest = json.loads(store.manifest_path.read_text())
     assert manifest["files"] == {"alpha-mydag.py": "alpha", "beta-mydag.py": "beta"}
     # Nothing but generated DAGs and the state folder at the top level.
     assert sorted(p.name for p in settings.dags_folder.iterdir()) == [".dagfleet", *_dag_files(settings.dags_folder)]
@@ -76,7 +82,7 @@ def test_changed_config_is_picked_up_in_ids_mode(config_api_factory: Any, tmp_pa
     _sync(settings)
     api.write({"a": {"tags": ["new"]}})
     _sync(settings)
-    assert json.loads(settings.config_path("a").read_text()) == {"tags": ["new"]}
+    assert settings.store.record("a").config == {"tags": ["new"]}  # type: ignore[union-attr]
 
 
 def test_prune_removes_only_generated_files_of_gone_workflows(config_api_factory: Any, tmp_path: Path) -> None:
@@ -90,7 +96,7 @@ def test_prune_removes_only_generated_files_of_gone_workflows(config_api_factory
     api.write({"keep": {}})
     report = _sync(settings)
     assert report.pruned == ["gone-mydag.py"]
-    assert not settings.config_path("gone").exists()
+    assert not settings.store.record_path("gone").exists()
     assert sorted(p.name for p in settings.dags_folder.iterdir() if p.name != ".dagfleet") == sorted(
         ["keep-mydag.py", *foreign]
     )
@@ -161,7 +167,7 @@ def test_bad_config_keeps_last_good_and_new_bad_config_surfaces(config_api_facto
     _sync(settings)
     api.write({"a": {"retries_typo": 1, "tags": "not-a-list"}, "fresh": {"schedule": 12}})
     report = _sync(settings)
-    assert json.loads(settings.config_path("a").read_text()) == {"tags": ["ok"]}  # last known good kept
-    assert any(p.startswith("workflow 'a'") and "kept its last known good config" in p for p in report.problems)
+    assert settings.store.record("a").config == {"tags": ["ok"]}  # type: ignore[union-attr]  # last known good kept
+    assert any(p.startswith("workflow 'a'") and "kept its last known good DAG and config" in p for p in report.problems)
     assert any(p.startswith("workflow 'fresh'") and "import error" in p for p in report.problems)
     assert _dag_files(settings.dags_folder) == ["a-mydag.py", "fresh-mydag.py"]

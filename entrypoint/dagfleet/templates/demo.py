@@ -20,6 +20,7 @@ from typing import Any
 # The DAG processor pre-imports the top-level `airflow.*` imports of a DAG file once, before it
 # forks to parse each file: naming the heavy ones here makes every generated file cheap to parse.
 import airflow.providers.cncf.kubernetes.operators.pod  # noqa: F401 - KubernetesPodOperator
+import airflow.sdk.definitions.decorators  # noqa: F401 - TaskFlow's @task
 from airflow.sdk import DAG, TriggerRule, get_current_context, task
 
 from dagfleet import PodOperator, item_kwargs, item_name, pod_kwargs, workflow
@@ -31,7 +32,7 @@ wf = workflow(__file__)
 def read_context() -> dict[str, Any]:
     context = get_current_context()
     conf = dict(context["dag_run"].conf or {})
-    params = dict(context["params"].dump())
+    params = dict(context["params"])  # the values of this run's params
     return {
         "workflow_id": wf.id,
         "run_id": context["run_id"],
