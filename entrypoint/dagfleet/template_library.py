@@ -69,8 +69,6 @@ def _validator(schema: dict[str, Any]) -> Any:
 
 
 def _load_schema(path: Path, name: str) -> dict[str, Any] | None:
-    import jsonschema
-
     try:
         schema = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -79,6 +77,8 @@ def _load_schema(path: Path, name: str) -> dict[str, Any] | None:
         raise TemplateError(f"template {name!r}: cannot read its schema {path.name}: {err}") from None
     if not isinstance(schema, dict):
         raise TemplateError(f"template {name!r}: its schema {path.name} is not a JSON object")
+    import jsonschema  # ~0.5 s: only when a template has a schema
+
     try:
         jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator).check_schema(schema)
     except jsonschema.SchemaError as err:

@@ -9,7 +9,6 @@ folder (the ``sandbox`` fixture checks that last one when the test ends).
 from __future__ import annotations
 
 import itertools
-import json
 import shutil
 import signal
 import threading
@@ -22,8 +21,19 @@ from typing import Any
 import pytest
 
 from dagfleet.materializer import MAX_REJECTED_IDS_SHOWN
+from dagfleet.store import FleetStore
 from support.faultserver import Behaviour, FaultServer, Request, config_path
-from support.sandbox import Result, Sandbox, assert_kept, assert_tidy, dag_files, manifest, snapshot
+from support.sandbox import (
+    Result,
+    Sandbox,
+    assert_kept,
+    assert_tidy,
+    dag_files,
+    manifest,
+    record_key,
+    snapshot,
+    stored_config,
+)
 
 KEY = "fault-key-7f3a9c1e55d0"
 WORKFLOWS: dict[str, Any] = {"alpha": {"tags": ["a"]}, "beta": {"schedule": "@daily", "description": "b"}}
@@ -311,7 +321,7 @@ def test_flapping_api_converges(seeded: Sandbox, api: FaultServer, fault: Callab
     assert len([w for w in result.warnings if "retrying in" in w]) == 1 + len(workflows)  # every path failed once
     assert dag_files(seeded.dags) == sorted(f"{w}-mydag.py" for w in workflows)
     for workflow_id, config in workflows.items():
-        assert json.loads((seeded.dags / ".dagfleet" / "configs" / f"{workflow_id}.json").read_text()) == config
+        assert stored_config(seeded.dags, workflow_id) == config
     assert_tidy(seeded.dags)
 
 
@@ -343,7 +353,7 @@ def test_api_dies_after_the_list(seeded: Sandbox, api: FaultServer, fault: Calla
     assert recovered.returncode == 0, recovered.explain()
     assert recovered.errors == []
     assert dag_files(seeded.dags) == ["alpha-mydag.py", "beta-mydag.py", "gamma-mydag.py"]
-    assert json.loads((seeded.dags / ".dagfleet/configs/alpha.json").read_text()) == {"tags": ["changed"]}
+    assert stored_config(seeded.dags, "alpha") == {"tags": ["changed"]}
 
 
 def test_api_dies_between_config_requests(sandbox: Sandbox, api: FaultServer, fault: Callable[..., None]) -> None:
@@ -369,7 +379,7 @@ def test_api_dies_between_config_requests(sandbox: Sandbox, api: FaultServer, fa
     result = _sync(sandbox, api)
 
     assert result.returncode == 0, result.explain()
-    stored = {w: json.loads((sandbox.dags / ".dagfleet/configs" / f"{w}.json").read_text()) for w in old}
+    stored = {w: stored_config(sandbox.dags, w) for w in old}
     kept = sorted(w for w, c in stored.items() if c == old[w])
     updated = sorted(w for w, c in stored.items() if c == new[w])
     assert len(kept) + len(updated) == 30
@@ -381,7 +391,7 @@ def test_api_dies_between_config_requests(sandbox: Sandbox, api: FaultServer, fa
     ], result.explain()
     after = snapshot(sandbox.dags)
     for workflow_id in kept:
-        assert after[f".dagfleet/configs/{workflow_id}.json"] == before[f".dagfleet/configs/{workflow_id}.json"]
+        assert after[record_key(sandbox.dags, workflow_id)] == before[record_key(sandbox.dags, workflow_id)]
     assert dag_files(sandbox.dags) == sorted(f"{w}-mydag.py" for w in old)
     assert_tidy(sandbox.dags)
 
@@ -420,8 +430,8 @@ def test_config_fault_keeps_that_workflows_last_known_good_dag(
     assert error.endswith("; kept its last known good DAG")
     after = snapshot(seeded.dags)
     assert after["alpha-mydag.py"] == before["alpha-mydag.py"]
-    assert after[".dagfleet/configs/alpha.json"] == before[".dagfleet/configs/alpha.json"]
-    assert json.loads((seeded.dags / ".dagfleet/configs/beta.json").read_text()) == {"tags": ["new"]}
+    assert after[record_key(seeded.dags, "alpha")] == before[record_key(seeded.dags, "alpha")]
+    assert stored_config(seeded.dags, "beta") == {"tags": ["new"]}
     assert_tidy(seeded.dags)
 
 
@@ -478,8 +488,7 @@ def test_malicious_ids_are_refused_one_line_each(
         assert result.returncode == 0, result.explain()
         assert dag_files(sandbox.dags) == ["good-1-mydag.py", "good-2-mydag.py"]
         assert sorted(manifest(sandbox.dags).values()) == ["good-1", "good-2"]
-        configs = sorted(p.name for p in (sandbox.dags / ".dagfleet/configs").iterdir())
-        assert configs == ["good-1.json", "good-2.json"]
+        assert sorted(p.name for p in FleetStore(sandbox.dags).records.iterdir()) == ["good-1.json", "good-2.json"]
         assert_tidy(sandbox.dags)
         assert len(result.errors) == len(batch) + 5, result.explain()
         assert sum("neither an ID string nor an object with a string 'id'" in e for e in result.errors) == 5
@@ -529,10 +538,10 @@ def test_duplicate_ids_keep_what_was_there(seeded: Sandbox, api: FaultServer, fa
         f"workflow 'gamma': {dupe}",
     ]
     after = snapshot(seeded.dags)
-    for kept in ("alpha-mydag.py", ".dagfleet/configs/alpha.json"):
+    for kept in ("alpha-mydag.py", record_key(seeded.dags, "alpha")):
         assert after[kept] == before[kept]
     assert dag_files(seeded.dags) == ["alpha-mydag.py", "beta-mydag.py"]
-    assert json.loads((seeded.dags / ".dagfleet/configs/beta.json").read_text()) == {"tags": ["new"]}
+    assert stored_config(seeded.dags, "beta") == {"tags": ["new"]}
     assert_tidy(seeded.dags)
 
 
@@ -567,10 +576,10 @@ def test_bad_config_keeps_the_last_known_good_config(
     error = _one_error(result)
     assert error.startswith("workflow 'alpha': ")
     assert field_text in error
-    assert error.endswith("; kept its last known good config")
+    assert error.endswith("; kept its last known good DAG and config")
     after = snapshot(seeded.dags)
     assert after["alpha-mydag.py"] == before["alpha-mydag.py"]
-    assert after[".dagfleet/configs/alpha.json"] == before[".dagfleet/configs/alpha.json"]
+    assert after[record_key(seeded.dags, "alpha")] == before[record_key(seeded.dags, "alpha")]
     assert_tidy(seeded.dags)
 
 
@@ -613,7 +622,9 @@ def test_hundred_thousand_entry_list(seeded: Sandbox, api: FaultServer, fault: C
     files = dag_files(seeded.dags)
     assert len(files) == 102
     assert not any(f.startswith("dup-") for f in files)
-    assert result.lines("INFO")[-1].startswith("synced 102 workflow(s) from api: 100 written, 2 unchanged, 0 pruned")
+    assert result.lines("INFO")[-1].startswith(
+        "synced 102 workflow(s) from api: 100 written, 2 config updated, 0 unchanged, 0 pruned"  # alpha, beta: now {}
+    )
     assert_tidy(seeded.dags)
 
 

@@ -39,9 +39,10 @@ from urllib.parse import unquote
 
 import pytest
 
-from dagfleet.settings import packaged_file
+from dagfleet.settings import SHIPPED_TEMPLATES
+from dagfleet.store import TRAILER_PREFIX, FleetStore
 from support.faultserver import Behaviour, FaultServer, Request
-from support.sandbox import SUFFIX, Sandbox, assert_tidy, dag_files
+from support.sandbox import SUFFIX, Sandbox, assert_tidy, dag_files, stored_config, template_body
 from support.sandbox import manifest as read_manifest
 
 SEED = 20261124
@@ -49,7 +50,7 @@ FORKED_KILLS = int(os.environ.get("DAGFLEET_FAULT_FORKED_KILLS", "300"))
 CLI_KILLS = int(os.environ.get("DAGFLEET_FAULT_CLI_KILLS", "40"))
 WATCH_KILLS = int(os.environ.get("DAGFLEET_FAULT_WATCH_KILLS", "30"))
 ALL_IDS = [f"wf-{i:03d}" for i in range(220)]
-BASE = packaged_file("base_dag", "mydag.py").read_bytes()
+BASE = (SHIPPED_TEMPLATES / "demo.py").read_bytes()
 VARIANTS = (BASE, BASE + b"\n# dagfleet crash test: variant B of the base DAG\n")
 VARIANT_HASHES = frozenset(hashlib.sha256(v).hexdigest() for v in VARIANTS)
 
@@ -147,16 +148,21 @@ def check_complete(dags: Path, context: str) -> None:
     assert foreign == [], f"{context}: foreign files in the dags folder: {foreign}"
     dags_in_folder = [n for n in names if n.endswith(SUFFIX)]
     for name in dags_in_folder:
-        digest = hashlib.sha256((dags / name).read_bytes()).hexdigest()
+        data = (dags / name).read_bytes()
+        digest = hashlib.sha256(template_body(data)).hexdigest()
         assert digest in VARIANT_HASHES, f"{context}: {name} is not a complete base DAG"
+        trailer = data.rpartition(TRAILER_PREFIX)[2]
+        assert trailer.endswith(b"\n") and trailer.count(b"\n") == 1, f"{context}: {name} has no complete trailer"
     state = dags / ".dagfleet"
     if dags_in_folder:
         listed = read_manifest(dags)  # always complete JSON (written atomically)
         unlisted = sorted(set(dags_in_folder) - set(listed))
         assert unlisted == [], f"{context}: generated files the manifest does not name: {unlisted}"
-    for path in sorted((state / "configs").glob("*")) if (state / "configs").exists() else []:
+    records = FleetStore(dags).records
+    for path in sorted(records.glob("*")) if records.exists() else []:
         assert path.suffix == ".json", f"{context}: foreign file {path}"
-        config = json.loads(path.read_text())
+        config = stored_config(dags, path.stem)
+        assert config is not None, f"{context}: {path.name} is not a complete record"
         assert config == config_for(path.stem, generation_of(config)), f"{context}: {path.name} is not a served config"
     if (state / "state.json").exists():
         json.loads((state / "state.json").read_text())
@@ -248,11 +254,10 @@ def _converge(sandbox: Sandbox, fleet: Fleet) -> None:
     assert dag_files(sandbox.dags) == sorted(f"{w}{SUFFIX}" for w in expected)
     base = VARIANTS[fleet.generation % 2]
     for workflow_id in expected:
-        assert (sandbox.dags / f"{workflow_id}{SUFFIX}").read_bytes() == base
-        stored = json.loads((sandbox.dags / ".dagfleet" / "configs" / f"{workflow_id}.json").read_text())
-        assert stored == config_for(workflow_id, fleet.generation)
+        assert template_body((sandbox.dags / f"{workflow_id}{SUFFIX}").read_bytes()) == base
+        assert stored_config(sandbox.dags, workflow_id) == config_for(workflow_id, fleet.generation)
     assert sorted(read_manifest(sandbox.dags).values()) == sorted(expected)
-    assert sorted(p.stem for p in (sandbox.dags / ".dagfleet" / "configs").glob("*.json")) == sorted(expected)
+    assert sorted(p.stem for p in FleetStore(sandbox.dags).records.glob("*.json")) == sorted(expected)
     for path in sandbox.dags.glob("*.py"):
         compile(path.read_bytes(), str(path), "exec")  # complete Python, every one of them
     check_complete(sandbox.dags, "after converging")

@@ -25,7 +25,8 @@ from typing import Any
 import pytest
 
 from dagfleet.cache import DiskCache
-from dagfleet.settings import packaged_file
+from dagfleet.settings import SHIPPED_TEMPLATES
+from dagfleet.store import FleetStore, Record
 from support.dagbag import parse_in_subprocess
 from support.faultserver import Behaviour, FaultServer, config_path, dead_url
 from support.sandbox import SUFFIX, Sandbox, snapshot
@@ -45,14 +46,13 @@ CONFIGS: dict[str, dict[str, Any]] = {
 
 
 def _prepare(sandbox: Sandbox) -> None:
-    base = packaged_file("base_dag", "mydag.py").read_bytes()
+    base = (SHIPPED_TEMPLATES / "demo.py").read_bytes()
     sandbox.dags.mkdir(parents=True, exist_ok=True)
     for workflow_id in ("stored", "warm", "stale", "cold"):
         (sandbox.dags / f"{workflow_id}{SUFFIX}").write_bytes(base)
-    configs = sandbox.dags / ".dagfleet" / "configs"
-    configs.mkdir(parents=True)
-    (configs / "stored.json").write_text(json.dumps(CONFIGS["stored"]))
-    cache = DiskCache(sandbox.dags / ".dagfleet" / "cache")
+    store = FleetStore(sandbox.dags)
+    store.write_record(Record("stored", CONFIGS["stored"], "demo"))
+    cache = DiskCache(store.cache_dir)
     cache.put("warm", CONFIGS["warm"])
     cache.put("stale", CONFIGS["stale"], now=time.time() - 10 * TTL)
 

@@ -19,13 +19,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from dagfleet import store as fleet_store
+from dagfleet.store import FleetStore
+from dagfleet.workflow_ids import SUFFIX
+
 VENV_BIN = Path(sys.executable).parent
 DAGFLEET = str(VENV_BIN / "dagfleet")
-SUFFIX = "-mydag.py"
-# What `.dagfleet/` may hold (docs/reference.md, "Files in the dags folder"; cache: the parse-time cache).
-STATE_ENTRIES = frozenset({"manifest.json", "state.json", "configs", "cache", "lock", "tmp"})
-# The parts of `.dagfleet/` a failing sync may change (bookkeeping, not DAGs or configs).
-MUTABLE_STATE = frozenset({".dagfleet/state.json", ".dagfleet/manifest.json", ".dagfleet/lock"})
+# What `.dagfleet/` may hold (dagfleet.store owns the layout).
+STATE_ENTRIES = fleet_store.ENTRIES
+# The parts of `.dagfleet/` a failing sync may change (bookkeeping, not DAGs or records).
+MUTABLE_STATE = frozenset(str(Path(fleet_store.STATE_DIR) / name) for name in ("state.json", "manifest.json", "lock"))
 
 
 @dataclass(frozen=True)
@@ -161,15 +164,32 @@ def assert_tidy(dags: Path, *, allow_temp: bool = False) -> None:
         if not allow_temp and (state / "tmp").exists():
             leftovers = sorted(p.name for p in (state / "tmp").iterdir())
             assert leftovers == [], f"temp files left behind by a sync that finished: {leftovers}"
-        configs = state / "configs"
-        if configs.exists():
-            odd = sorted(p.name for p in configs.iterdir() if not p.name.endswith(".json") or not p.is_file())
-            assert odd == [], f"unexpected entries in .dagfleet/configs/: {odd}"
+        records = FleetStore(dags).records
+        if records.exists():
+            odd = sorted(p.name for p in records.iterdir() if not p.name.endswith(".json") or not p.is_file())
+            assert odd == [], f"unexpected entries in .dagfleet/records/: {odd}"
 
 
 def manifest(dags: Path) -> dict[str, str]:
-    data = json.loads((dags / ".dagfleet" / "manifest.json").read_text())
+    data = json.loads(FleetStore(dags).manifest_path.read_text())
     return dict(data["files"])
+
+
+def record_key(dags: Path, workflow_id: str) -> str:
+    """The snapshot key (relative path) of a workflow's stored record."""
+    return str(FleetStore(dags).record_path(workflow_id).relative_to(dags))
+
+
+def stored_config(dags: Path, workflow_id: str) -> dict[str, Any] | None:
+    """The config ``dagfleet sync`` stored for a workflow (its last known good), or None."""
+    record = FleetStore(dags).record(workflow_id)
+    return None if record is None else record.config
+
+
+def template_body(dag_file: bytes) -> bytes:
+    """A generated DAG file without its trailer line: the template's bytes."""
+    body, sep, _ = dag_file.rpartition(fleet_store.TRAILER_PREFIX)
+    return body if sep else dag_file
 
 
 def dag_files(dags: Path) -> list[str]:

@@ -19,7 +19,7 @@ from typing import Any
 
 # The DAG processor pre-imports the top-level `airflow.*` imports of a DAG file once, before it
 # forks to parse each file: naming the heavy ones here makes every generated file cheap to parse.
-import airflow.providers.cncf.kubernetes.operators.pod  # noqa: F401 - KubernetesPodOperator
+import airflow.providers.cncf.kubernetes.operators.pod  # KubernetesPodOperator
 import airflow.sdk.definitions.decorators  # noqa: F401 - TaskFlow's @task
 from airflow.sdk import DAG, TriggerRule, get_current_context, task
 
