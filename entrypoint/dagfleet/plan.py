@@ -120,12 +120,14 @@ def plan_workflow(
 
 
 def _classify(workflow_id: str, inputs: Inputs, record: Record, dag: bytes, template: bytes) -> Step:
+    """KEEP: the file is already right; UPDATE_CONFIG: only the config changed (the file's trailer
+    follows); WRITE: anything else (new, another template or its edit, another dagfleet version)."""
     stored = inputs.stored
-    same_record = stored is not None and stored.digest() == record.digest() and stored.etag == record.etag
+    same_record = stored is not None and stored.digest() == record.digest()
     if inputs.current_dag == dag:
-        return Step(workflow_id, Action.KEEP, record=None if same_record else record)
+        return Step(workflow_id, Action.KEEP, record=None if same_record and stored.etag == record.etag else record)
     body = (inputs.current_dag or b"").rsplit(TRAILER_PREFIX, 1)[0]
-    if inputs.current_dag is not None and stored is not None and body.rstrip(b"\n") == template.rstrip(b"\n"):
+    if stored is not None and not same_record and body.rstrip(b"\n") == template.rstrip(b"\n"):
         return Step(workflow_id, Action.UPDATE_CONFIG, record=record, dag=dag)
     return Step(workflow_id, Action.WRITE, record=record, dag=dag)
 
