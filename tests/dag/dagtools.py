@@ -25,8 +25,12 @@ BASE_DAG = SHIPPED_TEMPLATES / "demo.py"
 EXAMPLES = REPO / "examples" / "workflows.yaml"
 
 
-def example_workflows() -> dict[str, dict[str, Any]]:
-    return {wid: config or {} for wid, config in yaml.safe_load(EXAMPLES.read_text())["workflows"].items()}
+def example_workflows(template: str | None = None) -> dict[str, dict[str, Any]]:
+    """The example workflows; ``template`` given: only those of that template (default: demo)."""
+    examples = {wid: config or {} for wid, config in yaml.safe_load(EXAMPLES.read_text())["workflows"].items()}
+    if template is None:
+        return examples
+    return {wid: c for wid, c in examples.items() if c.get("template", "demo") == template}
 
 
 def free_port() -> int:
@@ -35,16 +39,19 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def make_dags(folder: Path, configs: Mapping[str, Mapping[str, Any] | None], template: Path = BASE_DAG) -> Path:
+def make_dags(folder: Path, configs: Mapping[str, Mapping[str, Any] | None], template: Path | None = None) -> Path:
     """``<id>-mydag.py`` copies of a template plus their stored records (what sync writes).
 
-    A ``None`` config writes the DAG file only (the loader then has to find the config elsewhere).
+    ``template`` None: the shipped template the config names (default: the demo). A ``None``
+    config writes the DAG file only (the loader then has to find the config elsewhere).
     """
     store = FleetStore(folder)
     folder.mkdir(parents=True, exist_ok=True)
     for workflow_id, config in configs.items():
-        record = Record(workflow_id, dict(config or {}), template.stem)
-        store.dag_path(workflow_id).write_bytes(dag_bytes(template.read_bytes(), record, __version__))
+        named = (config or {}).get("template")
+        chosen = template or (SHIPPED_TEMPLATES / f"{named}.py" if named else BASE_DAG)
+        record = Record(workflow_id, dict(config or {}), chosen.stem)
+        store.dag_path(workflow_id).write_bytes(dag_bytes(chosen.read_bytes(), record, __version__))
         if config is not None:
             store.write_record(record)
     return folder

@@ -50,7 +50,7 @@ def test_examples_parse_with_zero_import_errors(examples: Any) -> None:
     assert with_pods and with_pods != set(examples.configs)  # some with pods, some pod-free
 
 
-@pytest.mark.parametrize("workflow_id", sorted(example_workflows()))
+@pytest.mark.parametrize("workflow_id", sorted(example_workflows("demo")))
 def test_structure_matches_the_config(examples: Any, workflow_id: str) -> None:
     from airflow.sdk.definitions._internal.expandinput import DictOfListsExpandInput, ListOfDictsExpandInput
     from airflow.sdk.definitions.mappedoperator import MappedOperator
