@@ -1,4 +1,4 @@
-"""``dagfleet`` command line: sync, run, watch, serve-config, check (see docs/reference.md)."""
+"""``dagfleet`` command line: sync, run, watch, serve-config, validate, check (see docs/reference.md)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import signal
 import sys
 import threading
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from types import FrameType
 from typing import NoReturn
@@ -207,6 +208,31 @@ def cmd_serve(settings: Settings, file: Path, host: str, port: int, list_format:
     return 0
 
 
+def cmd_validate(settings: Settings, file: Path | None, templates: Path | None) -> int:
+    """Exit 0 when every workflow is valid, 1 otherwise; one line per problem on stdout."""
+    from dagfleet.validate import validate_api, validate_file
+
+    if templates is not None:
+        settings = replace(settings, templates_folder=templates)
+    library = settings.template_library()
+    if file is not None:
+        result = validate_file(file, library)
+    elif settings.api_url:
+        from dagfleet.client import ConfigClient
+
+        client = ConfigClient.from_settings(settings)
+        try:
+            result = validate_api(client, library)
+        finally:
+            client.close()
+    else:
+        raise DagfleetError("nothing to validate: give --file workflows.yaml or set DAGFLEET_API_URL")
+    for problem in result.problems:
+        print(problem)  # noqa: T201 - the command's output, one line per problem
+    log.log(logging.ERROR if result.problems else logging.INFO, "%s", result.summary())
+    return 1 if result.problems else 0
+
+
 def cmd_check(settings: Settings, args: Sequence[str]) -> int:
     problems = invalid_env(os.environ) + check_command(args)
     if settings.api_key_file and not Path(settings.api_key_file).is_absolute():
@@ -239,6 +265,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8000, help="port (default 8000, 0 = any free port)")
     serve.add_argument("--list-format", choices=("objects", "ids"), default="objects",
                        help="GET /airflowconfigs answers objects with configs (default) or IDs only")  # fmt: skip
+    validate = sub.add_parser("validate", help="check workflows (a file or the live API) without Airflow")
+    validate.add_argument("--file", type=Path, default=None, help="workflows YAML (default: the live config API)")
+    validate.add_argument("--templates", type=Path, default=None, help="templates folder (default: DAGFLEET_TEMPLATES)")
     check = sub.add_parser("check", help="validate the command and DAGFLEET_* environment; change nothing")
     check.add_argument("args", nargs=argparse.REMAINDER, help="the command, after --")
     return parser
@@ -272,6 +301,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_serve(settings, file, options.host, options.port, options.list_format)
         if options.command == "check":
             return cmd_check(settings, _strip_dashdash(options.args))
+        if options.command == "validate":
+            return cmd_validate(settings, options.file, options.templates)
     except DagfleetError as err:
         log.error("%s", err)
         return int(Outcome.NOTHING_USABLE) if options.command in {"sync", "run"} else 1

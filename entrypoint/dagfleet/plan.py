@@ -15,7 +15,7 @@ from dagfleet import workflow_ids
 from dagfleet.config import config_error, validate_config
 from dagfleet.errors import WorkflowConfigError
 from dagfleet.store import TRAILER_PREFIX, Record, dag_bytes
-from dagfleet.template_library import TemplateError, TemplateLibrary
+from dagfleet.template_library import Template, TemplateError, TemplateLibrary
 
 STUB = '''"""dagfleet: this workflow's Airflow DAG could not be generated; the import error says why."""
 
@@ -91,6 +91,20 @@ def _template_problem(workflow_id: str, raw: dict[str, Any], err: TemplateError)
     return config_error(workflow_id, [(field_name, str(err))])
 
 
+def check_workflow(workflow_id: str, raw: Any, library: TemplateLibrary) -> Template:
+    """Validate one raw config: the fleet fields, its template exists, its spec against the
+    template's schema. Returns the template, or raises ``WorkflowConfigError`` (one line)."""
+    config = validate_config(workflow_id, raw)
+    try:
+        template = library.get(config.template)
+    except TemplateError as err:
+        raise _template_problem(workflow_id, raw, err) from None
+    problems = template.spec_problems(raw.get("spec", {}))
+    if problems:
+        raise config_error(workflow_id, problems)
+    return template
+
+
 def plan_workflow(
     workflow_id: str, raw: dict[str, Any] | None, inputs: Inputs, library: TemplateLibrary, version: str, now: float
 ) -> Step:
@@ -103,14 +117,7 @@ def plan_workflow(
     if raw is None:
         raw = inputs.stored.config if inputs.stored is not None else {}
     try:
-        config = validate_config(workflow_id, raw)
-        try:
-            template = library.get(config.template)
-        except TemplateError as err:
-            raise _template_problem(workflow_id, raw, err) from None
-        problems = template.spec_problems(raw.get("spec", {}))
-        if problems:
-            raise config_error(workflow_id, problems)
+        template = check_workflow(workflow_id, raw, library)
     except WorkflowConfigError as err:
         return _reject(workflow_id, inputs, str(err))
     etag = inputs.etag if inputs.etag is not None else (inputs.stored.etag if inputs.stored else None)
