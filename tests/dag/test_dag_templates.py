@@ -121,3 +121,57 @@ def test_a_seed_style_base_dag_without_dagfleet_keeps_working(tmp_path: Path, mo
     assert bag.import_errors == {}
     assert sorted(bag.dag_ids) == ["tenant-a", "tenant_b"]
     assert bag.dags["tenant-a"].task_ids == ["hello"]
+
+
+def _doc_files(tmp_path: Path) -> dict[str, Path]:
+    """The files of docs/templates.md's complete example, written where its commands expect them."""
+    import re
+
+    text = (Path(__file__).resolve().parents[2] / "docs" / "templates.md").read_text()
+    files = {}
+    for path, body in re.findall(r"^```\w+ ([\w./-]+)\n(.*?)^```", text, flags=re.S | re.M):
+        target = tmp_path / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(body)
+        files[path] = target
+    assert set(files) == {"my-templates/copy_tables.py", "my-templates/copy_tables.schema.json", "my-workflows.yaml"}
+    return files
+
+
+def test_the_docs_example_validates_syncs_and_parses(
+    config_api_factory: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import subprocess
+    import sys
+
+    import yaml
+
+    files = _doc_files(tmp_path)
+    templates = files["my-templates/copy_tables.py"].parent
+    check = subprocess.run(
+        [sys.executable, "-m", "dagfleet.cli", "validate", "--file", str(files["my-workflows.yaml"])],
+        env={"PATH": "/usr/bin:/bin", "DAGFLEET_TEMPLATES": str(templates)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert check.returncode == 0, check.stdout + check.stderr
+    workflows = yaml.safe_load(files["my-workflows.yaml"].read_text())["workflows"]
+    api = config_api_factory(workflows)
+    settings = Settings(
+        api_url=api.url, api_key_value=api.api_key, dags_folder=tmp_path / "dags", templates_folder=templates
+    )
+    assert Materializer(settings).sync().problems == []
+    bag = parse_dags(settings.dags_folder, monkeypatch)
+    assert bag.import_errors == {}
+    assert sorted(bag.dag_ids) == ["acme_copy", "globex_copy"]
+    assert bag.dags["acme_copy"].schedule == "@daily"
+    assert "acme" in bag.dags["acme_copy"].tags
+
+    # The documented error line.
+    api.write({"acme_copy": {"template": "copy_tables", "spec": {**workflows["acme_copy"]["spec"], "tables": [7]}}})
+    report = Materializer(settings).sync()
+    assert report.problems == [
+        "workflow 'acme_copy': config field 'spec.tables[0]': 7 is not of type 'string'; fix it in the config API"
+        "; kept its last known good DAG and config"
+    ]
