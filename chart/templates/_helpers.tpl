@@ -223,6 +223,14 @@ Takes the root context.
 - name: DAGFLEET_API_KEY_FILE
   value: {{ include "dagfleet.apiKeyFile" . | quote }}
 {{- end }}
+{{- with include "dagfleet.templatesFolder" . }}
+- name: DAGFLEET_TEMPLATES
+  value: {{ . | quote }}
+{{- end }}
+{{- with .Values.templates.default }}
+- name: DAGFLEET_DEFAULT_TEMPLATE
+  value: {{ . | quote }}
+{{- end }}
 {{- with .Values.staticWorkflows }}
 - name: DAGFLEET_STATIC_WORKFLOWS
   value: {{ join "," . | quote }}
@@ -348,6 +356,19 @@ Takes the root context.
 {{- end }}
 
 {{/*
+dagfleet.templatesFolder: the templates folder sync reads (DAGFLEET_TEMPLATES): the mounted
+ConfigMap when templates.configMap is set, else templates.path, else "" (the shipped templates).
+Takes the root context.
+*/}}
+{{- define "dagfleet.templatesFolder" -}}
+{{- if .Values.templates.configMap -}}
+/opt/dagfleet/templates-configmap
+{{- else -}}
+{{- .Values.templates.path -}}
+{{- end -}}
+{{- end }}
+
+{{/*
 dagfleet.syncVolumes: the volumes of a pod that syncs DAGs: the DAG folder, logs, /tmp and the
 config API key. Takes the root context.
 */}}
@@ -361,6 +382,11 @@ config API key. Takes the root context.
     items:
       - key: {{ include "dagfleet.configApiSecretKey" . }}
         path: api-key
+{{- end }}
+{{- with .Values.templates.configMap }}
+- name: templates
+  configMap:
+    name: {{ . }}
 {{- end }}
 {{- end }}
 
@@ -392,6 +418,11 @@ dagfleet.syncVolumeMounts: the mounts that go with dagfleet.syncVolumes. Takes t
 {{- if include "dagfleet.hasApiKey" . }}
 - name: config-api-key
   mountPath: {{ include "dagfleet.apiKeyFile" . | dir }}
+  readOnly: true
+{{- end }}
+{{- if .Values.templates.configMap }}
+- name: templates
+  mountPath: {{ include "dagfleet.templatesFolder" . }}
   readOnly: true
 {{- end }}
 {{- end }}
