@@ -11,7 +11,9 @@ moment of the shared machine hits every variant alike. The per-file time is Airf
 Variants (``pf`` = pod-free ``nightly_report``, ``pod`` = ``acme_sync`` with per-item pods):
 
 run ``live`` (config API up):
-  ``gen``         dagfleet's generated file, config stored by ``dagfleet sync`` (no network)
+  ``gen``         dagfleet's generated file, config stored by ``dagfleet sync`` (no network): a copy
+                  of the shipped ``demo`` template, which is written only against the public
+                  authoring API (``from dagfleet import workflow``; target <= 1.1x ``static``)
   ``static``      bench/fixtures/static_dag.py: the same tasks, hand-written (the floor)
   ``seed``        bench/fixtures/seed_dag.py: ``requests.get`` of its config at the top, no cache
   ``genlive``     generated file without a stored config: cold cache, one live request
@@ -25,7 +27,7 @@ run ``hang`` (the API accepts connections and never answers):
   ``static`` control, ``seed`` (its 10 s timeout), ``genhang`` and ``genhangstale`` (bounded by
   ``DAGFLEET_PARSE_TIMEOUT``, default 5 s)
 run ``preload`` (what-if): ``gen`` and ``static`` with ``$AIRFLOW_HOME/config/airflow_local_settings.py``
-  importing ``dagfleet.dagbuild``, so the processor imports dagfleet once before forking
+  importing ``dagfleet.authoring``, so the processor imports dagfleet once before forking
 run ``plugin`` (what-if): the same through an ``airflow.plugins`` entry point that imports dagfleet
 """
 
@@ -44,7 +46,9 @@ import yaml
 
 from bench import apiserver, workload
 from bench.common import ROOT, base_env, log, summary
-from dagfleet.settings import packaged_file
+from dagfleet import __version__
+from dagfleet.settings import SHIPPED_TEMPLATES
+from dagfleet.store import FleetStore, Record, dag_bytes
 
 FIXTURES = Path(__file__).parent / "fixtures"
 DAGFACTORY_DIR = ROOT / ".cache" / "bench-deps" / "dag-factory"
@@ -69,7 +73,7 @@ with DAG(dag_id="bench_warmup", schedule=None):
 PRELOAD_SETTINGS = '''"""Pre-import dagfleet in the DAG processor, before it forks a child per DAG file."""
 from __future__ import annotations
 
-import dagfleet.dagbuild  # noqa: F401
+import dagfleet.authoring  # noqa: F401
 '''
 
 
@@ -81,7 +85,7 @@ from __future__ import annotations
 
 from airflow.plugins_manager import AirflowPlugin
 
-import dagfleet.dagbuild  # noqa: F401
+import dagfleet.authoring  # noqa: F401
 
 
 class DagfleetPreload(AirflowPlugin):
@@ -203,8 +207,8 @@ class Layout:
         self.variants: dict[str, list[str]] = {}  # variant -> relative paths
         self.ids: dict[str, list[str]] = {}  # variant -> workflow IDs served by the API
         self.served: dict[str, dict[str, Any]] = {}
-        self.configs_dir = dags / ".dagfleet" / "configs"
-        self.cache_dir = dags / ".dagfleet" / "cache"
+        self.store = FleetStore(dags)
+        self.template = (SHIPPED_TEMPLATES / "demo.py").read_bytes()
         dags.mkdir(parents=True)
         (dags / "_warmup.py").write_text(WARMUP_DAG)
 
@@ -220,15 +224,15 @@ class Layout:
         kind = _kind(index)
         workflow_id = f"r{index:03d}_{variant}_{kind}"
         path = self._add(variant, f"{workflow_id}-mydag.py", workflow_id)
-        shutil.copyfile(packaged_file("base_dag", "mydag.py"), path)
         config = workload.example(TEMPLATE[kind])
+        record = Record(workflow_id, config, "demo")
+        path.write_bytes(dag_bytes(self.template, record, __version__))  # what `dagfleet sync` writes
         if stored:
-            self.configs_dir.mkdir(parents=True, exist_ok=True)
-            (self.configs_dir / f"{workflow_id}.json").write_text(json.dumps(config))
+            self.store.write_record(record)
         if cache_age is not None:
-            self.cache_dir.mkdir(parents=True, exist_ok=True)
+            self.store.cache_dir.mkdir(parents=True, exist_ok=True)
             entry = {"workflow_id": workflow_id, "stored_at": time.time() - cache_age, "config": config}
-            (self.cache_dir / f"{workflow_id}.json").write_text(json.dumps(entry))
+            (self.store.cache_dir / f"{workflow_id}.json").write_text(json.dumps(entry))
         if served:
             self.served[workflow_id] = config
 
@@ -251,7 +255,9 @@ class Layout:
     def loop(self, n: int) -> None:
         shutil.copyfile(FIXTURES / "loop_dags.py", self._add("loop", f"r{n // 2:03d}x_loop_dags.py"))
         configs = {f"loop_{i:03d}_{_kind(i)}": workload.example(TEMPLATE[_kind(i)]) for i in range(n)}
-        (self.dags / "loop_configs.json").write_text(json.dumps(configs))
+        for workflow_id, config in configs.items():
+            self.store.write_record(Record(workflow_id, config, "demo"))
+        (self.dags / "loop_configs.json").write_text(json.dumps(sorted(configs)))
 
     def write_served(self, path: Path) -> Path:
         return workload.write_workflows(path, self.served or {"placeholder": {}})
