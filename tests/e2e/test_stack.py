@@ -133,9 +133,13 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Airflow]:
             sock.listen()
 
 
-def _pod_free_workflow() -> str:
+def _pod_free_workflow(template: str = "demo") -> str:
     workflows = yaml.safe_load((REPO / "examples" / "workflows.yaml").read_text())["workflows"]
-    return next(wid for wid, config in workflows.items() if not (config or {}).get("pod"))
+    return next(
+        wid
+        for wid, config in workflows.items()
+        if not (config or {}).get("pod") and (config or {}).get("template", "demo") == template
+    )
 
 
 def test_generated_dags_import_cleanly(stack: Airflow) -> None:
@@ -158,6 +162,21 @@ def test_triggered_run_maps_each_item_and_sees_the_conf(stack: Airflow) -> None:
         assert {ti["state"] for ti in tis["task_instances"]} == {"success"}
     xcom = stack.api("GET", f"{run_path}/taskInstances/read_context/xcomEntries/return_value")
     assert "hello from e2e" in json.dumps(xcom["value"])
+
+
+def test_a_workflow_of_the_realistic_template_runs_one_task_per_table(stack: Airflow) -> None:
+    dag_id = _pod_free_workflow("tenant_etl")
+    spec = yaml.safe_load(stack.workflows_file.read_text())["workflows"][dag_id]["spec"]
+    _wait(f"DAG {dag_id}", lambda: stack.dag_visible(dag_id), 180)
+    run = stack.run_to_completion(dag_id, {"tables": spec["tables"][:2]})
+    run_path = f"/dags/{dag_id}/dagRuns/{run['dag_run_id']}"
+    tis = stack.api("GET", f"{run_path}/taskInstances/load_table/listMapped")
+    assert tis["total_entries"] == 2
+    assert {ti["state"] for ti in tis["task_instances"]} == {"success"}
+    xcom = stack.api("GET", f"{run_path}/taskInstances/report/xcomEntries/return_value")
+    reported = json.dumps(xcom["value"])
+    assert all(table in reported for table in spec["tables"][:2])
+    assert spec["tables"][2] not in reported  # the run's conf chose two of the three tables
 
 
 def test_workflows_follow_the_config_api_without_restart(stack: Airflow) -> None:
