@@ -112,10 +112,33 @@ def parse_settings(dag_file: str | Path, environ: Mapping[str, str] | None = Non
 
 
 def workflow(dag_file: str | Path) -> Workflow:
-    """The workflow a generated DAG file belongs to: ``workflow(__file__)`` in a template."""
+    """The workflow a generated DAG file belongs to: ``workflow(__file__)`` in a template.
+
+    A record stored by sync was checked then; a config from anywhere else (the API or the cache,
+    when sync stored none) has its ``spec`` checked here against its template's schema."""
     workflow_id = workflow_id_from_file(Path(dag_file).name)
-    loaded = load(workflow_id, parse_settings(dag_file))
+    settings = parse_settings(dag_file)
+    loaded = load(workflow_id, settings)
+    if loaded.source != "stored" and loaded.config.spec:
+        from dagfleet.plan import check_workflow
+
+        check_workflow(
+            workflow_id, loaded.config.model_dump(mode="json", exclude_unset=True), settings.template_library()
+        )
     return Workflow(workflow_id, loaded.config, loaded.source)
+
+
+def _check_spec(workflow_id: str, config: WorkflowConfig, settings: Settings) -> None:
+    from dagfleet.config import config_error
+    from dagfleet.template_library import TemplateError
+
+    try:
+        template = settings.template_library().get(config.template)
+    except TemplateError as err:
+        raise config_error(workflow_id, [("template", str(err))]) from None
+    problems = template.spec_problems(dict(config.spec))
+    if problems:
+        raise config_error(workflow_id, problems)
 
 
 # -- run-time planning (pure functions: no Airflow needed to test them) ----------------------

@@ -228,7 +228,7 @@ def cmd_validate(settings: Settings, file: Path | None, templates: Path | None) 
     else:
         raise DagfleetError("nothing to validate: give --file workflows.yaml or set DAGFLEET_API_URL")
     for problem in result.problems:
-        print(problem)  # noqa: T201 - the command's output, one line per problem
+        sys.stdout.write(problem + "\n")  # the command's output: one line per problem
     log.log(logging.ERROR if result.problems else logging.INFO, "%s", result.summary())
     return 1 if result.problems else 0
 
@@ -237,6 +237,8 @@ def cmd_check(settings: Settings, args: Sequence[str]) -> int:
     problems = invalid_env(os.environ) + check_command(args)
     if settings.api_key_file and not Path(settings.api_key_file).is_absolute():
         problems.append("DAGFLEET_API_KEY_FILE must be an absolute path")
+    if not settings.templates_folder.is_dir():
+        problems.append(f"DAGFLEET_TEMPLATES: {settings.templates_folder} is not a folder of templates")
     for problem in problems:
         log.error("check: %s", problem)
     if problems:

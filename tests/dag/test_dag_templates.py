@@ -175,3 +175,33 @@ def test_the_docs_example_validates_syncs_and_parses(
         "workflow 'acme_copy': config field 'spec.tables[0]': 7 is not of type 'string'; fix it in the config API"
         "; kept its last known good DAG and config"
     ]
+
+
+def test_a_config_from_the_api_at_parse_time_has_its_spec_checked(
+    config_api_factory: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No record stored by sync (a file copied by hand): the live config's spec meets the schema
+    at parse time, and a spec the schema rejects is that DAG's import error."""
+    import json
+
+    templates = tmp_path / "templates"
+    templates.mkdir()
+    (templates / "steps.py").write_text(API_TEMPLATE)
+    schema = {
+        "type": "object",
+        "required": ["steps"],
+        "properties": {"steps": {"type": "array", "items": {"type": "string"}}},
+    }
+    (templates / "steps.schema.json").write_text(json.dumps(schema))
+    api = config_api_factory(
+        {"good": {"template": "steps", "spec": {"steps": ["a"]}}, "bad": {"template": "steps", "spec": {"steps": [1]}}}
+    )
+    dags = tmp_path / "dags"
+    dags.mkdir()
+    for workflow_id in ("good", "bad"):
+        (dags / f"{workflow_id}-mydag.py").write_text(API_TEMPLATE)
+    env = {"DAGFLEET_API_URL": api.url, "DAGFLEET_API_KEY": api.api_key, "DAGFLEET_TEMPLATES": str(templates)}
+    bag = parse_dags(dags, monkeypatch, **env)
+    assert set(bag.dag_ids) == {"good"}
+    (error,) = bag.import_errors.values()
+    assert "workflow 'bad': config field 'spec.steps[0]': 1 is not of type 'string'" in error
