@@ -16,7 +16,7 @@ from typing import Any
 from dagfleet.config import ItemSpec, WorkflowConfig, validate_items
 from dagfleet.loader import load
 from dagfleet.settings import Settings
-from dagfleet.workflow_ids import workflow_id_from_file
+from dagfleet.store import workflow_id_from_file
 
 FLEET_TAG = "dagfleet"
 

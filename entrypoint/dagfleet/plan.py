@@ -11,10 +11,9 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from dagfleet import workflow_ids
 from dagfleet.config import config_error, validate_config
 from dagfleet.errors import WorkflowConfigError
-from dagfleet.store import TRAILER_PREFIX, Record, dag_bytes
+from dagfleet.store import TRAILER_PREFIX, Record, dag_bytes, dag_file_name
 from dagfleet.template_library import Template, TemplateError, TemplateLibrary
 
 STUB = '''"""dagfleet: this workflow's Airflow DAG could not be generated; the import error says why."""
@@ -41,7 +40,7 @@ class Step:
 
     @property
     def file_name(self) -> str:
-        return workflow_ids.dag_file_name(self.workflow_id)
+        return dag_file_name(self.workflow_id)
 
 
 @dataclass
@@ -57,7 +56,7 @@ class Plan:
     def files(self) -> dict[str, str]:
         """file name -> workflow ID of every generated file this plan keeps or writes."""
         ids = {s.workflow_id for s in self.steps if s.has_file} | self.keep
-        return {workflow_ids.dag_file_name(i): i for i in ids}
+        return {dag_file_name(i): i for i in ids}
 
     def written(self) -> dict[str, str]:
         """file name -> workflow ID of the files this plan writes."""

@@ -2,14 +2,14 @@ from __future__ import annotations
 
 import pytest
 
-from dagfleet import workflow_ids
+from dagfleet import store, workflow_ids
 from dagfleet.errors import WorkflowIdError
 
 
 @pytest.mark.parametrize("good", ["a", "tenant_1", "Customer-42.eu", "x" * workflow_ids.MAX_LENGTH, "9lives"])
 def test_valid_ids_are_kept_unchanged(good: str) -> None:
     assert workflow_ids.validate(good) == good
-    assert workflow_ids.workflow_id_from_file(workflow_ids.dag_file_name(good)) == good
+    assert store.workflow_id_from_file(store.dag_file_name(good)) == good
 
 
 @pytest.mark.parametrize(
@@ -44,4 +44,4 @@ def test_duplicates_are_found_case_insensitively() -> None:
 
 def test_file_name_must_carry_the_suffix() -> None:
     with pytest.raises(WorkflowIdError, match=r"-mydag\.py"):
-        workflow_ids.workflow_id_from_file("mydag.py")
+        store.workflow_id_from_file("mydag.py")

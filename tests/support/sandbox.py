@@ -20,8 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from dagfleet import store as fleet_store
-from dagfleet.store import FleetStore
-from dagfleet.workflow_ids import SUFFIX
+from dagfleet.store import SUFFIX, FleetStore
 
 VENV_BIN = Path(sys.executable).parent
 DAGFLEET = str(VENV_BIN / "dagfleet")
