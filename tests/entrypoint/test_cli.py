@@ -129,6 +129,15 @@ def test_check_accepts_the_contract_and_rejects_the_rest(tmp_path: Path) -> None
     assert "'schedular' is neither an Airflow subcommand" in bad_command.stderr
 
 
+def test_check_rejects_a_missing_templates_folder_and_a_bad_default_template(tmp_path: Path) -> None:
+    missing = _run(["check", "--", "scheduler"], _env(tmp_path, DAGFLEET_TEMPLATES=str(tmp_path / "nope")))
+    assert missing.returncode == 2
+    assert f"DAGFLEET_TEMPLATES: {tmp_path / 'nope'} is not a folder of templates" in missing.stderr
+    bad_name = _run(["check", "--", "scheduler"], _env(tmp_path, DAGFLEET_DEFAULT_TEMPLATE="my-dag"))
+    assert bad_name.returncode == 2
+    assert "DAGFLEET_DEFAULT_TEMPLATE: expected a template name" in bad_name.stderr
+
+
 @pytest.mark.parametrize(
     ("exec_program", "args", "expected"),
     [
