@@ -6,7 +6,13 @@ Guarantees:
 - only files listed in the manifest (files dagfleet generated) are ever pruned, and the
   manifest names a file before the file is created;
 - when the API fails, nothing is touched (the last known good set stays);
-- a bad workflow ID or config is reported on one line and affects that workflow only.
+- a bad workflow ID or config is reported on one line and affects that workflow only: every
+  per-workflow step (ID, fetch, validation, write) is isolated, whatever it raises;
+- a path dagfleet did not create (not in the manifest) is never written, renamed over or deleted:
+  a workflow whose DAG file name is taken by such a file is rejected (``_foreign``).
+
+The decisions are made by ``dagfleet.plan`` (a typed plan, nothing written); this module fetches,
+applies the plan through ``dagfleet.store`` and derives the report from the plan.
 """
 
 from __future__ import annotations
@@ -20,15 +26,17 @@ from enum import IntEnum
 from typing import Any
 
 from dagfleet import __version__, workflow_ids
-from dagfleet.client import ConfigClient, Entry, ListResult
+from dagfleet.client import POOL_SIZE, ConfigClient, Entry, ListResult
 from dagfleet.errors import ConfigApiError, WorkflowIdError
-from dagfleet.plan import Action, Inputs, Plan, make_plan
+from dagfleet.fsutil import FileTakenError
+from dagfleet.plan import Action, Inputs, Plan, Step, make_plan, one_line
 from dagfleet.settings import Settings
 from dagfleet.store import FleetStore, Record
 
 log = logging.getLogger(__name__)
 
-FETCH_WORKERS = 8
+FETCH_WORKERS = POOL_SIZE  # one kept-alive connection per worker
+MAX_REJECTED_IDS_SHOWN = 10  # then one line sums up the rest
 
 
 class Outcome(IntEnum):
@@ -137,6 +145,9 @@ class Materializer:
         state = self.store.sync_state()
         listing, source, problems = self._fetch_list(manifest, state)
         entries, dupes = self._valid_entries(listing.entries, problems)
+        for workflow_id in self._foreign(entries, manifest):
+            del entries[workflow_id]
+            problems.append(_taken(workflow_id))
         if not entries and not dupes and manifest and not self.settings.allow_empty and source == "api":
             raise _stop(
                 Outcome.KEPT_LAST_KNOWN_GOOD,
@@ -149,7 +160,7 @@ class Materializer:
             configs,
             lambda i: self._inputs(i, fetched.get(i)),
             manifest,
-            dupes,
+            set(manifest.values()) if listing.unreadable else dupes,  # an unknown ID may be any: prune nothing
             self.settings.template_library(),
             __version__,
             time.time(),
@@ -177,11 +188,17 @@ class Materializer:
         never leaves an unlisted generated file behind. Returns the final manifest."""
         self.store.save_manifest({**manifest, **plan.written()})
         changed = False
-        for step in plan.steps:
-            if step.record is not None:
-                changed |= self.store.write_record(step.record)
-            if step.dag is not None:
-                changed |= self.store.write_dag(step.workflow_id, step.dag)
+        for index, step in enumerate(plan.steps):
+            try:
+                changed |= self._write(step, create_only=step.file_name not in manifest)
+            except FileTakenError:  # a user's file appeared under the name during this sync
+                plan.steps[index] = Step(
+                    step.workflow_id, Action.REJECT, problem=_taken(step.workflow_id), has_file=False
+                )
+            except Exception as err:  # noqa: BLE001 - one workflow's failure must not stop the others
+                problem = f"workflow {step.workflow_id!r}: could not be written ({one_line(err)}); kept as it was"
+                plan.steps[index] = Step(step.workflow_id, Action.REJECT, problem=problem,
+                                         has_file=step.file_name in manifest)  # fmt: skip
         for name, workflow_id in plan.prune.items():
             self.store.remove(name, workflow_id)
         final = plan.files()
@@ -189,6 +206,32 @@ class Materializer:
         if changed or plan.prune:
             os.sync()  # one flush to disk for the whole sync instead of one fsync per file
         return final
+
+    def _write(self, step: Step, create_only: bool) -> bool:
+        """One workflow's record, then its DAG file. A file not in the manifest before this sync
+        is created, never replaced: if something holds its name, that file stays (FileTakenError)."""
+        if step.dag is not None and create_only and os.path.lexists(self.store.dag_path(step.workflow_id)):
+            raise FileTakenError(step.file_name)
+        changed = False
+        if step.record is not None:
+            changed |= self.store.write_record(step.record)
+        if step.dag is not None:
+            try:
+                changed |= self.store.write_dag(step.workflow_id, step.dag, create_only=create_only)
+            except FileTakenError:
+                self.store.remove_record(step.workflow_id)
+                raise
+        return changed
+
+    def _foreign(self, entries: dict[str, Entry], manifest: dict[str, str]) -> list[str]:
+        """IDs whose DAG file name is taken by a file dagfleet did not create (not in the manifest)."""
+        taken = []
+        for workflow_id in sorted(entries):
+            if self.store.dag_path(workflow_id).name not in manifest and os.path.lexists(
+                self.store.dag_path(workflow_id)
+            ):
+                taken.append(workflow_id)
+        return taken
 
     def _fetch_list(self, manifest: dict[str, str], state: dict[str, Any]) -> tuple[ListResult, str, list[str]]:
         """The workflow list from the API (or the static list), its source and its problems."""
@@ -203,7 +246,7 @@ class Materializer:
         have_all = manifest and all((self.store.dags / name).exists() for name in manifest)
         etag = state.get("list_etag") if have_all and state.get("complete") else None
         try:
-            listing = self.client.list_workflows(etag)
+            listing = self._list(etag)
         except ConfigApiError as err:
             if manifest:
                 kept = sorted(set(manifest.values()))
@@ -221,24 +264,44 @@ class Materializer:
             return ListResult(entries, [], etag, not_modified=True), "api", []
         return listing, "api", list(listing.problems)
 
+    def _list(self, etag: str | None) -> ListResult:
+        try:
+            return self.client.list_workflows(etag)
+        except ConfigApiError:
+            raise
+        except Exception as unexpected:  # noqa: BLE001 - whatever the answer holds: one line, last known good
+            raise ConfigApiError(
+                f"config API answer for the workflow list could not be read ({one_line(unexpected)})"
+            ) from None
+
     def _stored_config(self, workflow_id: str) -> dict[str, Any] | None:
         record = self._record(workflow_id)
         return record.config if record is not None else None
 
     def _valid_entries(self, entries: list[Entry], problems: list[str]) -> tuple[dict[str, Entry], set[str]]:
-        """Entries with valid, unique IDs; the duplicated IDs (kept as they were) are returned apart."""
+        """Entries with valid, unique IDs; the duplicated IDs (kept as they were) are returned apart.
+        Past MAX_REJECTED_IDS_SHOWN lines of a kind, one line sums up the rest."""
         ids = []
+        rejected = 0
         for entry in entries:
             try:
                 ids.append(workflow_ids.validate(entry.workflow_id))
-            except WorkflowIdError as err:
-                problems.append(f"{err}; skipped (fix the ID in the config API)")
+            except Exception as err:  # noqa: BLE001 - WorkflowIdError, or anything else: that ID only
+                rejected += 1
+                if rejected <= MAX_REJECTED_IDS_SHOWN:
+                    shown = str(err) if isinstance(err, WorkflowIdError) else f"workflow ID check: {one_line(err)}"
+                    problems.append(f"{shown}; skipped (fix the ID in the config API)")
+        if rejected > MAX_REJECTED_IDS_SHOWN:
+            problems.append(f"… and {rejected - MAX_REJECTED_IDS_SHOWN:,} more rejected IDs (not shown)")
         dupes = workflow_ids.duplicates(ids)
-        for dupe in sorted(dupes):
-            problems.append(
-                f"workflow {dupe!r}: its ID appears more than once in the list (IDs must be unique, "
-                "case-insensitively); kept as it was"
-            )
+        problems.extend(
+            f"workflow {dupe!r}: its ID appears more than once in the list (IDs must be unique, "
+            "case-insensitively); kept as it was"
+            for dupe in sorted(dupes)[:MAX_REJECTED_IDS_SHOWN]
+        )
+        if len(dupes) > MAX_REJECTED_IDS_SHOWN:
+            hidden = len(dupes) - MAX_REJECTED_IDS_SHOWN
+            problems.append(f"… and {hidden:,} more IDs that appear more than once (not shown); kept as they were")
         valid = set(ids)  # a set: membership in the list made a 100,000-entry list take minutes
         return {e.workflow_id: e for e in entries if e.workflow_id in valid and e.workflow_id not in dupes}, dupes
 
@@ -247,8 +310,8 @@ class Materializer:
     ) -> tuple[dict[str, dict[str, Any] | None], dict[str, tuple[str | None, Any] | str]]:
         """Each workflow's raw config (``None``: the stored one is current) and, for configs
         fetched one by one, ``(etag, config)`` or the error string."""
-        need_fetch = [i for i, e in entries.items() if e.config is None]
-        fetched: dict[str, tuple[str | None, Any] | str] = {}
+        need_fetch = [i for i, e in entries.items() if e.config is None and e.problem is None]
+        fetched: dict[str, tuple[str | None, Any] | str] = {i: e.problem for i, e in entries.items() if e.problem}
         if need_fetch and self.settings.api_url:
             with ThreadPoolExecutor(max_workers=min(FETCH_WORKERS, len(need_fetch))) as pool:
                 for workflow_id, result in zip(need_fetch, pool.map(self._fetch_one, need_fetch), strict=True):
@@ -268,6 +331,8 @@ class Materializer:
             result = self.client.get_config(workflow_id, etag)
         except ConfigApiError as err:
             return str(err)
+        except Exception as err:  # noqa: BLE001 - that workflow only
+            return f"its config could not be fetched ({one_line(err)})"
         return result.etag or etag, (None if result.not_modified else result.config)
 
     def _save_state(
@@ -284,3 +349,12 @@ class Materializer:
                 "last_success": time.time(),
             }
         )
+
+
+def _taken(workflow_id: str) -> str:
+    name = FleetStore.file_name(workflow_id)
+    return (
+        f"workflow {workflow_id!r}: its DAG file {name} already exists in the dags folder and was not created by "
+        "dagfleet; left that file untouched and skipped the workflow (rename the workflow in the config API, "
+        "or move that file away)"
+    )

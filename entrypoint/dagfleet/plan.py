@@ -73,6 +73,13 @@ class Inputs:
     fetch_error: str | None = None
 
 
+def one_line(err: BaseException, limit: int = 200) -> str:
+    """``Type: message`` on one line, at most ``limit`` characters, ASCII only (no log forging)."""
+    text = " ".join(ascii(str(err))[1:-1].split())
+    text = text if len(text) <= limit else text[: limit - 3] + "..."
+    return f"{type(err).__name__}: {text}" if text else type(err).__name__
+
+
 def stub(message: str) -> bytes:
     """A DAG file that only raises ``message``: Airflow shows it as the workflow's import error."""
     return STUB.format(message=message).encode()
@@ -80,7 +87,7 @@ def stub(message: str) -> bytes:
 
 def _reject(workflow_id: str, inputs: Inputs, problem: str) -> Step:
     if inputs.current_dag is not None and inputs.stored is not None:
-        return Step(workflow_id, Action.REJECT, problem=f"{problem}; kept its last known good DAG and config")
+        return Step(workflow_id, Action.REJECT, problem=f"{problem}; kept its last known good config")
     message = f"{problem}; its DAG will show this as an import error"
     return Step(workflow_id, Action.REJECT, dag=stub(problem), problem=message)
 
@@ -119,6 +126,11 @@ def plan_workflow(
         template = check_workflow(workflow_id, raw, library)
     except WorkflowConfigError as err:
         return _reject(workflow_id, inputs, str(err))
+    except Exception as err:  # noqa: BLE001 - whatever one config holds: that workflow only
+        line = (
+            f"workflow {workflow_id!r}: its config could not be validated ({one_line(err)}); fix it in the config API"
+        )
+        return _reject(workflow_id, inputs, line)
     etag = inputs.etag if inputs.etag is not None else (inputs.stored.etag if inputs.stored else None)
     record = Record(workflow_id, dict(raw), template.name, etag, now)
     dag = dag_bytes(template.source, record, version)

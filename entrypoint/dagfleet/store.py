@@ -121,12 +121,16 @@ class FleetStore:
     def dag_path(self, workflow_id: str) -> Path:
         return self.dags / dag_file_name(workflow_id)
 
-    def write_dag(self, workflow_id: str, data: bytes) -> bool:
-        """Atomically; False (nothing written) when the file already holds ``data``."""
-        return atomic_write(self.dag_path(workflow_id), data, tmp_dir=self.tmp)
+    def write_dag(self, workflow_id: str, data: bytes, *, create_only: bool = False) -> bool:
+        """Atomically; False (nothing written) when the file already holds ``data``.
 
-    def has_dag(self, workflow_id: str) -> bool:
-        return self.dag_path(workflow_id).exists()
+        ``create_only`` (a file not in the manifest): never replace anything that holds the name
+        (``fsutil.FileTakenError``): a file dagfleet did not create is never touched."""
+        return atomic_write(self.dag_path(workflow_id), data, tmp_dir=self.tmp, create_only=create_only)
+
+    @staticmethod
+    def file_name(workflow_id: str) -> str:
+        return dag_file_name(workflow_id)
 
     # -- records ----------------------------------------------------------------------------------
     def record_path(self, workflow_id: str) -> Path:
@@ -137,6 +141,10 @@ class FleetStore:
 
     def write_record(self, record: Record) -> bool:
         return atomic_write_json(self.record_path(record.workflow_id), record.to_json(), self.tmp)
+
+    def remove_record(self, workflow_id: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self.record_path(workflow_id).unlink()
 
     def remove(self, file_name: str, workflow_id: str) -> None:
         """Remove a generated DAG and its record, only when ``file_name`` is the name dagfleet

@@ -173,7 +173,7 @@ def test_the_docs_example_validates_syncs_and_parses(
     report = Materializer(settings).sync()
     assert report.problems == [
         "workflow 'acme_copy': config field 'spec.tables[0]': 7 is not of type 'string'; fix it in the config API"
-        "; kept its last known good DAG and config"
+        "; kept its last known good config"
     ]
 
 

@@ -118,7 +118,7 @@ def test_spec_failing_its_schema_is_rejected_on_one_line_and_keeps_the_last_good
     for line, workflow_id in ((acme, "acme"), (newbie, "newbie")):
         assert "\n" not in line
         assert line.startswith(f"workflow {workflow_id!r}: config field {path!r}: {problem}")
-    assert acme.endswith("kept its last known good DAG and config")
+    assert acme.endswith("kept its last known good config")
     assert {p: p.read_bytes() for p in before} == before
     # A new workflow gets a DAG whose import error says the same.
     assert newbie.endswith("its DAG will show this as an import error")
@@ -139,7 +139,7 @@ def test_unknown_template_is_rejected(config_api_factory: Any, tmp_path: Path, t
     assert line.startswith(
         "workflow 'acme': config field 'template': unknown template 'extrakt' (known: extract, report)"
     )
-    assert line.endswith("kept its last known good DAG and config")
+    assert line.endswith("kept its last known good config")
     assert settings.store.dag_path("acme").read_bytes() == before
 
 

@@ -16,8 +16,19 @@ import pytest
 from dagfleet.client import POOL_SIZE
 from dagfleet.jsonlimits import MAX_DEPTH
 from dagfleet.materializer import MAX_REJECTED_IDS_SHOWN
+from dagfleet.store import FleetStore
 from support.faultserver import Behaviour, FaultServer, config_path, etag_of
-from support.sandbox import Result, Sandbox, assert_kept, assert_tidy, dag_files, manifest, snapshot
+from support.sandbox import (
+    Result,
+    Sandbox,
+    assert_kept,
+    assert_tidy,
+    dag_files,
+    manifest,
+    record_key,
+    snapshot,
+    stored_config,
+)
 
 KEY = "hostile-key-0c1d2e3f4a5b"
 DEEP = "[" * 5000 + "]" * 5000
@@ -95,9 +106,9 @@ def test_hostile_configs_stay_with_their_workflow(
         assert says in lines[0], (name, lines[0])
         ending = "; kept its last known good config" if kept_by == "config" else "; kept its last known good DAG"
         assert lines[0].endswith(ending), (name, lines[0])
-        for path in (f"{workflow_id}-mydag.py", f".dagfleet/configs/{workflow_id}.json"):
+        for path in (f"{workflow_id}-mydag.py", record_key(sandbox.dags, workflow_id)):
             assert snapshot(sandbox.dags)[path] == before[path], (name, path)
-    assert json.loads((sandbox.dags / ".dagfleet/configs/good.json").read_text()) == {"tags": ["v2"]}
+    assert stored_config(sandbox.dags, "good") == {"tags": ["v2"]}
     assert len(dag_files(sandbox.dags)) == len(HOSTILE_CONFIGS) + 1
     assert_tidy(sandbox.dags)
 
@@ -186,7 +197,7 @@ def test_an_unreadable_entry_affects_only_itself_and_prunes_nothing(
         "skipped; nothing is pruned"
     ]
     assert dag_files(seeded.dags) == ["alpha-mydag.py", "beta-mydag.py", "gamma-mydag.py"]
-    assert json.loads((seeded.dags / ".dagfleet/configs/alpha.json").read_text()) == {"tags": ["new"]}
+    assert stored_config(seeded.dags, "alpha") == {"tags": ["new"]}
 
 
 def test_an_entry_beyond_a_bound_keeps_its_workflow(
@@ -205,9 +216,9 @@ def test_an_entry_beyond_a_bound_keeps_its_workflow(
     assert result.errors[0].endswith("; kept its last known good DAG")
     after = snapshot(seeded.dags)
     assert after["alpha-mydag.py"] == before["alpha-mydag.py"]
-    assert after[".dagfleet/configs/alpha.json"] == before[".dagfleet/configs/alpha.json"]
+    assert after[record_key(seeded.dags, "alpha")] == before[record_key(seeded.dags, "alpha")]
     assert "gamma-mydag.py" not in after  # no longer listed: pruned as usual
-    assert json.loads((seeded.dags / ".dagfleet/configs/beta.json").read_text()) == {"tags": ["b"]}
+    assert stored_config(seeded.dags, "beta") == {"tags": ["b"]}
 
 
 def test_watch_keeps_going_on_hostile_input(sandbox: Sandbox, api: FaultServer, fault: Callable[..., None]) -> None:
@@ -258,7 +269,7 @@ def test_a_users_file_is_never_written_or_deleted(
     assert target.read_bytes() == USER_DAG
     assert target.is_symlink() == (kind == "symlink")
     assert manifest(sandbox.dags) == {"globex-mydag.py": "globex"}
-    assert not (sandbox.dags / ".dagfleet/configs/acme.json").exists()
+    assert not FleetStore(sandbox.dags).record_path("acme").exists()
     assert api.count(config_path("acme")) == 0
 
     api.clear()
@@ -345,4 +356,4 @@ def test_the_sync_converges_after_hostile_rounds(
     api.serve_workflows({"alpha": {"tags": ["fixed"]}, "beta": {}})
     result = _sync(sandbox, api)
     assert result.returncode == 0 and result.errors == [], result.explain()
-    assert json.loads((sandbox.dags / ".dagfleet/configs/alpha.json").read_text()) == {"tags": ["fixed"]}
+    assert stored_config(sandbox.dags, "alpha") == {"tags": ["fixed"]}

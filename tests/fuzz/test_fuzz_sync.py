@@ -38,7 +38,9 @@ from hypothesis import strategies as st
 from dagfleet import cli
 from dagfleet.config import validate_config
 from dagfleet.jsonlimits import find_id, split_array
+from dagfleet.store import FleetStore
 from support.faultserver import Behaviour, FaultServer, config_path, etag_of
+from support.sandbox import template_body
 
 EXAMPLES = int(os.environ.get("DAGFLEET_FUZZ_EXAMPLES", "20"))
 EXIT_CODES = {0, 69, 75}
@@ -180,16 +182,19 @@ def _digest(path: Path) -> str:
 
 
 def good_workflows(dags: Path) -> dict[str, tuple[str, str]]:
-    """Workflows with a DAG and a valid stored config: ``{id: (DAG digest, config digest)}``."""
-    files = json.loads((dags / ".dagfleet/manifest.json").read_text())["files"] if dags.exists() else {}
+    """Workflows with a DAG and a valid stored config: ``{id: (template digest, config digest)}``.
+
+    The template digest is that of the DAG file without its trailer line (which follows the config)."""
+    store = FleetStore(dags)
     good = {}
-    for name, workflow_id in files.items():
-        dag, stored = dags / name, dags / ".dagfleet/configs" / f"{workflow_id}.json"
-        if not (dag.is_file() and stored.is_file()):
+    for name, workflow_id in (store.manifest() if dags.exists() else {}).items():
+        dag, record = dags / name, store.record(workflow_id)
+        if not (dag.is_file() and record is not None):
             continue
         with contextlib.suppress(Exception):
-            validate_config(workflow_id, json.loads(stored.read_text()))
-            good[workflow_id] = (_digest(dag), _digest(stored))
+            validate_config(workflow_id, record.config)
+            body = hashlib.sha256(template_body(dag.read_bytes())).hexdigest()
+            good[workflow_id] = (body, hashlib.sha256(_canonical(record.config).encode()).hexdigest())
     return good
 
 
@@ -242,7 +247,7 @@ def check_round(root: Path, before: dict[str, tuple[str, str]], answer: dict[str
     assert list((root / "cwd").iterdir()) == [] and list((root / "home").iterdir()) == []
     for name, data in USER_FILES.items():
         assert (dags / name).read_bytes() == data, f"the user's {name} was changed"
-    owned = json.loads((dags / ".dagfleet/manifest.json").read_text())["files"] if (dags / ".dagfleet").exists() else {}
+    owned = FleetStore(dags).manifest()
     assert not set(owned) & set(USER_FILES), "a user's file was claimed in the manifest"
     top = {p.name for p in dags.iterdir()} - {".dagfleet", *USER_FILES}
     assert top <= set(owned), f"files in the dags folder that the manifest does not list: {top - set(owned)}"
@@ -257,7 +262,9 @@ def check_round(root: Path, before: dict[str, tuple[str, str]], answer: dict[str
         new_dag, new_config = after[workflow_id]
         assert new_dag == dag_digest, f"the DAG of {workflow_id!r} changed"
         if new_config != config_digest:
-            stored = _canonical(json.loads((dags / ".dagfleet/configs" / f"{workflow_id}.json").read_text()))
+            record = FleetStore(dags).record(workflow_id)
+            assert record is not None
+            stored = _canonical(record.config)
             assert sent is not None and stored in sent.get(workflow_id, []), f"{workflow_id!r}: a config nobody sent"
 
 
