@@ -7,7 +7,8 @@ from chartkit import container, env_of, pod_spec, render_chart
 
 pytestmark = pytest.mark.helm
 
-SYNCING = [("dag-processor", "dag-processor"), ("scheduler", "scheduler"), ("api-server", "api-server")]
+# The components that sync DAGs (the api-server and triggerer do not).
+SYNCING = [("dag-processor", "dag-processor"), ("scheduler", "scheduler")]
 
 
 def _deployment(component: str, values: dict | None = None) -> dict:
