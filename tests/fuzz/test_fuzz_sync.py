@@ -177,10 +177,6 @@ def run_sync(root: Path, url: str) -> tuple[int, str]:
     return code, err.getvalue()
 
 
-def _digest(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def good_workflows(dags: Path) -> dict[str, tuple[str, str]]:
     """Workflows with a DAG and a valid stored config: ``{id: (template digest, config digest)}``.
 
@@ -260,7 +256,7 @@ def check_round(root: Path, before: dict[str, tuple[str, str]], answer: dict[str
             continue  # removed from the list: pruning it is right
         assert workflow_id in after, f"workflow {workflow_id!r} lost its DAG or its good config\n{log}"
         new_dag, new_config = after[workflow_id]
-        assert new_dag == dag_digest, f"the DAG of {workflow_id!r} changed"
+        assert new_dag == dag_digest, f"the DAG of {workflow_id!r} changed (its template part)"
         if new_config != config_digest:
             record = FleetStore(dags).record(workflow_id)
             assert record is not None
