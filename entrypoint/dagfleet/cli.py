@@ -9,11 +9,12 @@ import shutil
 import signal
 import sys
 import threading
+import time
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import FrameType
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 from urllib.parse import urlsplit
 
 from dagfleet import __version__
@@ -21,6 +22,9 @@ from dagfleet.client import display_url
 from dagfleet.errors import DagfleetError
 from dagfleet.materializer import Materializer, Outcome, SyncReport
 from dagfleet.settings import Settings, invalid_env, packaged_file
+
+if TYPE_CHECKING:
+    from dagfleet.metrics import FleetMetrics, Health, MetricsServer
 
 log = logging.getLogger("dagfleet")
 
@@ -176,21 +180,77 @@ def cmd_watch(settings: Settings, once: bool = False) -> int:
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
     materializer = Materializer(settings)
+    probes = _start_metrics(settings, materializer)
     log.info("watching the config API every %gs", settings.sync_interval)
-    while not stop.is_set():
-        try:
-            report = materializer.sync()
-        except DagfleetError as err:
-            log.error("%s", err)
-        except Exception as err:  # noqa: BLE001 - the sidecar keeps watching whatever one pass hits
-            log.error("%s", _unexpected(err))
-        else:
-            if report.changed or report.problems or report.outcome is not Outcome.SYNCED:
-                _report(report)
-        if once:
-            break
-        stop.wait(settings.sync_interval)
+    try:
+        while not stop.is_set():
+            if probes:
+                probes.health.beat()
+            started, clock = time.time(), time.monotonic()
+            try:
+                report = materializer.sync()
+            except DagfleetError as err:
+                log.error("%s", err)
+                if probes:
+                    probes.observe(None, started, time.monotonic() - clock)
+            except Exception as err:  # noqa: BLE001 - the sidecar keeps watching whatever one pass hits
+                log.error("%s", _unexpected(err))
+                if probes:
+                    probes.observe(None, started, time.monotonic() - clock)
+            else:
+                if report.changed or report.problems or report.outcome is not Outcome.SYNCED:
+                    _report(report)
+                if probes:
+                    probes.observe(report, started, time.monotonic() - clock)
+            if once:
+                break
+            if probes:
+                probes.health.beat()
+            stop.wait(settings.sync_interval)
+    finally:
+        if probes:
+            probes.server.close()
     return 0
+
+
+@dataclass
+class _Probes:
+    """The watch loop's metrics, health and their HTTP server (DAGFLEET_METRICS_PORT)."""
+
+    metrics: FleetMetrics
+    health: Health
+    server: MetricsServer
+
+    def observe(self, report: SyncReport | None, started: float, took: float) -> None:
+        if report is None:
+            self.metrics.observe_error(started, took)
+        else:
+            self.metrics.observe_client(report.requests, report.bytes)
+            self.metrics.observe_sync(report, started, took)
+        self.health.mark_ready()
+
+
+def _start_metrics(settings: Settings, materializer: Materializer) -> _Probes | None:
+    if settings.metrics_port is None:
+        return None
+    from dagfleet.metrics import FleetMetrics, Health, MetricsServer, stuck_after
+
+    limit = settings.stuck_after or stuck_after(
+        settings.sync_interval, settings.connect_timeout, settings.read_timeout, settings.retries
+    )
+    metrics = FleetMetrics()
+    if settings.api_url:
+        metrics.instrument(materializer.client)  # every answer of the config API, by status code
+    health = Health(limit, metrics)
+    try:
+        server = MetricsServer(settings.metrics_port, metrics, health).start()
+    except OSError as err:
+        raise DagfleetError(
+            f"cannot serve metrics on port {settings.metrics_port}: {err.strerror}; "
+            "set DAGFLEET_METRICS_PORT to a free port or unset it"
+        ) from None
+    log.info("serving /metrics, /healthz and /readyz on port %d (stuck after %gs)", server.port, limit)
+    return _Probes(metrics, health, server)
 
 
 def cmd_serve(settings: Settings, file: Path, host: str, port: int, list_format: str) -> int:

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Any
 
-from dagfleet import __version__, workflow_ids
+from dagfleet import __version__, fleetstatus, workflow_ids
 from dagfleet.client import POOL_SIZE, ConfigClient, Entry, ListResult
 from dagfleet.errors import ConfigApiError, WorkflowIdError
 from dagfleet.fsutil import FileTakenError
@@ -60,12 +60,25 @@ class SyncReport:
     problems: list[str] = field(default_factory=list)
     requests: int = 0
     bytes: int = 0
+    # Per workflow, for `dagfleet status` and the metrics (dagfleet.fleetstatus): the one-line
+    # problem of each workflow that has one (rejected IDs included, by their escaped raw ID), the
+    # IDs whose DAG stayed as it was although rejected (kept its last known good config, or a
+    # duplicated ID), and the IDs that could not be fetched or written (kept its DAG, or none yet).
+    workflow_problems: dict[str, str] = field(default_factory=dict)
+    kept: list[str] = field(default_factory=list)
+    unavailable: list[str] = field(default_factory=list)
+    hidden_rejected: int = 0  # rejected IDs past MAX_REJECTED_IDS_SHOWN (no line, no row; counted in metrics)
 
     @classmethod
-    def from_plan(cls, plan: Plan, source: str, workflows: list[str]) -> SyncReport:
+    def from_plan(
+        cls, plan: Plan, source: str, workflows: list[str], rows: dict[str, str] | None = None
+    ) -> SyncReport:
+        """``rows``: the per-workflow problems found before planning (IDs, duplicates, foreign files)."""
+
         def names(action: Action) -> list[str]:
             return [s.file_name for s in plan.steps if s.action is action]
 
+        rejected = [s for s in plan.steps if s.action is Action.REJECT]
         return cls(
             source=source,
             workflows=workflows,
@@ -75,6 +88,12 @@ class SyncReport:
             pruned=sorted(plan.prune),
             rejected=plan.ids(Action.REJECT),
             problems=[*plan.problems, *(s.problem for s in plan.steps if s.problem)],
+            workflow_problems={**(rows or {}), **{s.workflow_id: s.problem for s in plan.steps if s.problem}},
+            kept=sorted(
+                {s.workflow_id for s in rejected if not s.unavailable and s.dag is None and s.has_file}
+                | (plan.keep - {s.workflow_id for s in plan.steps})
+            ),
+            unavailable=[s.workflow_id for s in rejected if s.unavailable],
         )
 
     @property
@@ -111,6 +130,8 @@ class Materializer:
         self.store = FleetStore(settings.dags_folder)
         self._client = client
         self._records: dict[str, Record | None] = {}
+        self._rows: dict[str, str] = {}  # per-workflow problems found before planning (for the report)
+        self._hidden_rejected = 0
 
     @property
     def client(self) -> ConfigClient:
@@ -124,12 +145,15 @@ class Materializer:
 
     # -- the sync ---------------------------------------------------------------------------
     def sync(self) -> SyncReport:
+        started = time.time()
         with self.store.locked():
             self._records = {}
+            self._rows, self._hidden_rejected = {}, 0
             try:
                 report = self._sync()
             except _Stopped as stopped:
                 report = stopped.report
+            fleetstatus.record_sync(self.store, report, started)
         if self._client is not None:
             report.requests, report.bytes = self._client.requests_sent, self._client.bytes_received
         return report
@@ -148,6 +172,7 @@ class Materializer:
         for workflow_id in self._foreign(entries, manifest):
             del entries[workflow_id]
             problems.append(_taken(workflow_id))
+            self._rows[workflow_id] = _taken(workflow_id)
         if not entries and not dupes and manifest and not self.settings.allow_empty and source == "api":
             raise _stop(
                 Outcome.KEPT_LAST_KNOWN_GOOD,
@@ -167,7 +192,8 @@ class Materializer:
         )
         plan.problems[:0] = problems
         final = self._apply(plan, manifest)
-        report = SyncReport.from_plan(plan, source, sorted(set(final.values())))
+        report = SyncReport.from_plan(plan, source, sorted(set(final.values())), self._rows)
+        report.hidden_rejected = self._hidden_rejected
         complete = not any(isinstance(f, str) for f in fetched.values()) and not listing.problems
         self._save_state(state, listing, report, source, complete)
         return report
@@ -198,7 +224,7 @@ class Materializer:
             except Exception as err:  # noqa: BLE001 - one workflow's failure must not stop the others
                 problem = f"workflow {step.workflow_id!r}: could not be written ({one_line(err)}); kept as it was"
                 plan.steps[index] = Step(step.workflow_id, Action.REJECT, problem=problem,
-                                         has_file=step.file_name in manifest)  # fmt: skip
+                                         has_file=step.file_name in manifest, unavailable=True)  # fmt: skip
         for name, workflow_id in plan.prune.items():
             self.store.remove(name, workflow_id)
         final = plan.files()
@@ -291,14 +317,17 @@ class Materializer:
                 if rejected <= MAX_REJECTED_IDS_SHOWN:
                     shown = str(err) if isinstance(err, WorkflowIdError) else f"workflow ID check: {one_line(err)}"
                     problems.append(f"{shown}; skipped (fix the ID in the config API)")
+                    self._rows[_row_key(entry.workflow_id)] = problems[-1]
         if rejected > MAX_REJECTED_IDS_SHOWN:
+            self._hidden_rejected = rejected - MAX_REJECTED_IDS_SHOWN
             problems.append(f"… and {rejected - MAX_REJECTED_IDS_SHOWN:,} more rejected IDs (not shown)")
         dupes = workflow_ids.duplicates(ids)
-        problems.extend(
-            f"workflow {dupe!r}: its ID appears more than once in the list (IDs must be unique, "
-            "case-insensitively); kept as it was"
-            for dupe in sorted(dupes)[:MAX_REJECTED_IDS_SHOWN]
-        )
+        for dupe in sorted(dupes)[:MAX_REJECTED_IDS_SHOWN]:
+            problems.append(
+                f"workflow {dupe!r}: its ID appears more than once in the list (IDs must be unique, "
+                "case-insensitively); kept as it was"
+            )
+            self._rows[dupe] = problems[-1]
         if len(dupes) > MAX_REJECTED_IDS_SHOWN:
             hidden = len(dupes) - MAX_REJECTED_IDS_SHOWN
             problems.append(f"… and {hidden:,} more IDs that appear more than once (not shown); kept as they were")
@@ -358,3 +387,9 @@ def _taken(workflow_id: str) -> str:
         "dagfleet; left that file untouched and skipped the workflow (rename the workflow in the config API, "
         "or move that file away)"
     )
+
+
+def _row_key(raw: object) -> str:
+    """How a rejected raw ID is named in the status (escaped, ASCII only, at most 60 characters)."""
+    text = raw if isinstance(raw, str) else repr(raw)[:61]
+    return ascii(text[:60])[1:-1] + ("..." if len(text) > 60 else "")

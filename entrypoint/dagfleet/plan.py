@@ -37,6 +37,9 @@ class Step:
     dag: bytes | None = None  # the DAG file's new content (None: leave the file)
     problem: str | None = None
     has_file: bool = True  # False: a rejected new workflow whose DAG could not even be written
+    # True: rejected not for its config but because it could not be fetched (or its DAG written):
+    # its DAG, if any, stays as it was (`dagfleet status` shows it kept, or not created).
+    unavailable: bool = False
 
     @property
     def file_name(self) -> str:
@@ -118,8 +121,8 @@ def plan_workflow(
     if inputs.fetch_error is not None:
         problem = f"workflow {workflow_id!r}: {inputs.fetch_error}"
         if inputs.current_dag is not None:
-            return Step(workflow_id, Action.REJECT, problem=f"{problem}; kept its last known good DAG")
-        return Step(workflow_id, Action.REJECT, problem=f"{problem}; not created yet", has_file=False)
+            return Step(workflow_id, Action.REJECT, problem=f"{problem}; kept its last known good DAG", unavailable=True)
+        return Step(workflow_id, Action.REJECT, problem=f"{problem}; not created yet", has_file=False, unavailable=True)
     if raw is None:
         raw = inputs.stored.config if inputs.stored is not None else {}
     try:

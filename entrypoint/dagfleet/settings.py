@@ -59,6 +59,19 @@ def _cache_url(value: str) -> str:
     return value
 
 
+def _port(value: str) -> int | None:
+    if not value.strip():
+        return None
+    number = int(value)
+    if not 1 <= number <= 65535:
+        raise ValueError("expected a TCP port 1-65535 (or leave unset to turn metrics off)")
+    return number
+
+
+def _optional_positive_float(value: str) -> float | None:
+    return _positive_float(value) if value.strip() else None
+
+
 def _log_level(value: str) -> str:
     upper = value.upper()
     if upper not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
@@ -92,6 +105,8 @@ SPEC: dict[str, tuple[Callable[[str], Any], str | None]] = {
     "DAGFLEET_PARSE_TIMEOUT": (_positive_float, "5"),
     "DAGFLEET_LOG_LEVEL": (_log_level, "INFO"),
     "DAGFLEET_EXEC": (_text, None),
+    "DAGFLEET_METRICS_PORT": (_port, ""),
+    "DAGFLEET_STUCK_AFTER": (_optional_positive_float, ""),
 }
 
 
@@ -166,6 +181,8 @@ class Settings:
     parse_timeout: float = 5.0
     log_level: str = "INFO"
     exec_program: str | None = None
+    metrics_port: int | None = None  # `dagfleet watch` serves /metrics, /healthz, /readyz here
+    stuck_after: float | None = None  # /healthz fails after this long without a loop heartbeat
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -190,6 +207,8 @@ class Settings:
             parse_timeout=_read(env, "DAGFLEET_PARSE_TIMEOUT"),
             log_level=_read(env, "DAGFLEET_LOG_LEVEL"),
             exec_program=_read(env, "DAGFLEET_EXEC"),
+            metrics_port=_read(env, "DAGFLEET_METRICS_PORT"),
+            stuck_after=_read(env, "DAGFLEET_STUCK_AFTER"),
         )
 
     @property

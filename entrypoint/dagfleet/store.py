@@ -5,6 +5,7 @@
 <dags>/.dagfleet/manifest.json         the files dagfleet generated (only these are ever pruned)
 <dags>/.dagfleet/records/<id>.json     one Record per workflow: its last known good config and template
 <dags>/.dagfleet/state.json            the workflow list's ETag and the last successful sync
+<dags>/.dagfleet/status.json           the last sync's outcome, per workflow too (dagfleet status, Fleet page)
 <dags>/.dagfleet/cache/<id>.json       the parse-time config cache (loader, when sync stored nothing)
 <dags>/.dagfleet/lock                  one sync at a time per dags folder
 <dags>/.dagfleet/tmp/                  temp files of atomic writes (never parsed by Airflow)
@@ -35,7 +36,7 @@ MANIFEST_VERSION = 1
 RECORD_VERSION = 1
 LOCK_TIMEOUT = 120.0
 # What `.dagfleet/` may hold.
-ENTRIES = frozenset({"manifest.json", "state.json", "records", "cache", "lock", "tmp"})
+ENTRIES = frozenset({"manifest.json", "state.json", "status.json", "records", "cache", "lock", "tmp"})
 TRAILER_PREFIX = b"# dagfleet-generated: "
 # Every generated file is `<workflow_id><SUFFIX>`, whatever its template; the dag_id is the file
 # name without it. Fixed (not per template) so the rule is unambiguous and old fleets keep their names.
@@ -115,6 +116,7 @@ class FleetStore:
         self.tmp = self.state / "tmp"
         self.manifest_path = self.state / "manifest.json"
         self.sync_state_path = self.state / "state.json"
+        self.status_path = self.state / "status.json"
         self.lock_path = self.state / "lock"
 
     # -- DAG files ------------------------------------------------------------------------------
@@ -176,6 +178,14 @@ class FleetStore:
 
     def save_sync_state(self, state: dict[str, Any]) -> None:
         atomic_write_json(self.sync_state_path, state, self.tmp)
+
+    def status(self) -> dict[str, Any]:
+        """The last sync's outcome as ``dagfleet.fleetstatus`` recorded it ({} when there is none)."""
+        data = read_json(self.status_path, {})
+        return data if isinstance(data, dict) else {}
+
+    def save_status(self, status: dict[str, Any]) -> None:
+        atomic_write_json(self.status_path, status, self.tmp)
 
     # -- lock -------------------------------------------------------------------------------------------
     @contextlib.contextmanager

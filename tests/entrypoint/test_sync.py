@@ -128,17 +128,21 @@ def test_bad_ids_are_rejected_alone(config_api_factory: Any, tmp_path: Path) -> 
     assert not (tmp_path / "x-mydag.py").exists()
 
 
+# Bookkeeping every sync updates, a failing one included (its outcome goes to status.json).
+SYNC_RECORDS = {"lock", "status.json"}
+
+
 def test_api_down_keeps_the_last_known_good_set(config_api_factory: Any, tmp_path: Path) -> None:
     api = config_api_factory({"a": {"tags": ["t"]}})
     settings = _settings(tmp_path / "dags", api.url)
     _sync(settings)
-    before = {p: p.read_bytes() for p in settings.dags_folder.rglob("*") if p.is_file() and p.name != "lock"}
+    before = {p: p.read_bytes() for p in settings.dags_folder.rglob("*") if p.is_file() and p.name not in SYNC_RECORDS}
     down = _settings(tmp_path / "dags", _dead_url())
     report = _sync(down)
     assert report.outcome is Outcome.KEPT_LAST_KNOWN_GOOD
     assert "unreachable" in report.problems[0]
     assert "kept the last known good set of 1 DAG(s)" in report.problems[0]
-    after = {p: p.read_bytes() for p in settings.dags_folder.rglob("*") if p.is_file() and p.name != "lock"}
+    after = {p: p.read_bytes() for p in settings.dags_folder.rglob("*") if p.is_file() and p.name not in SYNC_RECORDS}
     assert after == before
 
 

@@ -164,8 +164,9 @@ def check_complete(dags: Path, context: str) -> None:
         config = stored_config(dags, path.stem)
         assert config is not None, f"{context}: {path.name} is not a complete record"
         assert config == config_for(path.stem, generation_of(config)), f"{context}: {path.name} is not a served config"
-    if (state / "state.json").exists():
-        json.loads((state / "state.json").read_text())
+    for bookkeeping in ("state.json", "status.json"):
+        if (state / bookkeeping).exists():
+            json.loads((state / bookkeeping).read_text())
     assert_tidy(dags, allow_temp=True)
 
 

@@ -26,8 +26,11 @@ VENV_BIN = Path(sys.executable).parent
 DAGFLEET = str(VENV_BIN / "dagfleet")
 # What `.dagfleet/` may hold (dagfleet.store owns the layout).
 STATE_ENTRIES = fleet_store.ENTRIES
-# The parts of `.dagfleet/` a failing sync may change (bookkeeping, not DAGs or records).
-MUTABLE_STATE = frozenset(str(Path(fleet_store.STATE_DIR) / name) for name in ("state.json", "manifest.json", "lock"))
+# The parts of `.dagfleet/` a failing sync may change (bookkeeping, not DAGs or records; status.json
+# records every sync's outcome, failing ones included).
+MUTABLE_STATE = frozenset(
+    str(Path(fleet_store.STATE_DIR) / name) for name in ("state.json", "manifest.json", "lock", "status.json")
+)
 
 
 @dataclass(frozen=True)
