@@ -238,7 +238,9 @@ def _start_metrics(settings: Settings, materializer: Materializer) -> _Probes | 
     limit = settings.stuck_after or stuck_after(
         settings.sync_interval, settings.connect_timeout, settings.read_timeout, settings.retries
     )
-    metrics = FleetMetrics()
+    from dagfleet import fleetstatus
+
+    metrics = FleetMetrics(last_success=fleetstatus.load(settings).last_success)
     if settings.api_url:
         metrics.instrument(materializer.client)  # every answer of the config API, by status code
     health = Health(limit, metrics)

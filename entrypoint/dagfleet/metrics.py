@@ -40,9 +40,12 @@ StartResponse = Callable[..., Any]
 class FleetMetrics:
     """Every metric of the watch loop, on a registry of its own (nothing global)."""
 
-    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+    def __init__(self, registry: CollectorRegistry | None = None, last_success: float | None = None) -> None:
+        """``last_success``: when the last successful sync recorded on disk started (a restarted
+        sidecar keeps counting from there)."""
         self.registry = registry or CollectorRegistry()
         r = self.registry
+        self._since = last_success or time.time()
         self.info = Info("dagfleet", "dagfleet build information", registry=r)
         self.info.info({"version": __version__})
         self.last_success = Gauge(
@@ -50,6 +53,14 @@ class FleetMetrics:
             "Unix time at which the last sync that ended 'synced' started (0: none yet)",
             registry=r,
         )
+        if last_success:
+            self.last_success.set(last_success)
+        self.since_success = Gauge(
+            "dagfleet_sync_seconds_since_success",
+            "Seconds since the last sync that ended 'synced' started (none recorded: since the watch started)",
+            registry=r,
+        )
+        self.since_success.set_function(lambda: time.time() - self._since)
         self.last_attempt = Gauge(
             "dagfleet_sync_last_attempt_timestamp_seconds", "Unix time at which the last sync started", registry=r
         )
@@ -117,6 +128,7 @@ class FleetMetrics:
         self._set_outcome(outcome, started, duration)
         if outcome == "synced":
             self.last_success.set(started)
+            self._since = started
         counts = dict.fromkeys(METRIC_STATES, 0)
         for state, _source in workflow_states(report).values():
             if state in counts:

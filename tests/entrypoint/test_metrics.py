@@ -138,9 +138,20 @@ def test_metrics_across_a_good_sync_a_rejected_workflow_and_an_outage(tmp_path: 
         assert value(down, "dagfleet_sync_last_attempt_timestamp_seconds") > value(
             down, "dagfleet_sync_last_success_timestamp_seconds"
         )
+        assert value(down, "dagfleet_sync_seconds_since_success") > 0
         assert _get(port, "/healthz").status_code == 200  # an outage is not a stuck loop
         assert _get(port, "/readyz").status_code == 200
     assert (tmp_path / "dags" / "a-mydag.py").exists()
+
+    # A restarted sidecar, API still down: the last success comes from disk, not "never".
+    recorded = json.loads((tmp_path / "dags" / ".dagfleet" / "status.json").read_text())["last_success"]
+    port = _free_port()
+    with _watch({**env, "DAGFLEET_METRICS_PORT": str(port)}):
+        again = _scrape_when(port, lambda s: value(s, "dagfleet_syncs_total", outcome="kept_last_known_good") >= 1)
+        assert value(again, "dagfleet_sync_last_success_timestamp_seconds") == recorded
+        # Counted from the recorded success: at least as old as the failing attempt's start.
+        since = value(again, "dagfleet_sync_seconds_since_success")
+        assert since >= value(again, "dagfleet_sync_last_attempt_timestamp_seconds") - recorded
 
 
 def _take_sync_lock(dags: Path) -> IO[str]:
