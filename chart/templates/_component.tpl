@@ -74,8 +74,8 @@ spec:
         {{- end }}
         {{- if .watch }}
         # Native sidecar (restartPolicy: Always): starts first, runs for the pod's lifetime,
-        # re-syncs every dagfleet.syncInterval seconds. No probes: `dagfleet watch` serves
-        # nothing, and a crash restarts it.
+        # re-syncs every dagfleet.syncInterval seconds. With dagfleet.metrics.enabled it serves
+        # /metrics, /healthz (liveness: the loop is not stuck) and /readyz (a first sync finished).
         - name: dag-sync
           image: {{ include "dagfleet.image" $root }}
           imagePullPolicy: {{ $root.Values.image.pullPolicy }}
@@ -83,6 +83,20 @@ spec:
           command: ["dumb-init", "--", "dagfleet", "watch"]
           env:
             {{- include "dagfleet.syncEnv" $root | nindent 12 }}
+            {{- with include "dagfleet.syncMetricsEnv" $root }}
+            {{- . | nindent 12 }}
+            {{- end }}
+          {{- with $root.Values.dagfleet.metrics }}
+          {{- if .enabled }}
+          ports:
+            - name: {{ include "dagfleet.syncMetricsPortName" $root }}
+              containerPort: {{ .port }}
+              protocol: TCP
+          {{- $port := include "dagfleet.syncMetricsPortName" $root }}
+          {{- include "dagfleet.probe" (dict "name" "livenessProbe" "handler" (printf "httpGet:\n  path: /healthz\n  port: %s" $port) "timings" .livenessProbe) | nindent 10 }}
+          {{- include "dagfleet.probe" (dict "name" "readinessProbe" "handler" (printf "httpGet:\n  path: /readyz\n  port: %s" $port) "timings" .readinessProbe) | nindent 10 }}
+          {{- end }}
+          {{- end }}
           resources:
             {{- toYaml $root.Values.dagfleet.watch.resources | nindent 12 }}
           securityContext:

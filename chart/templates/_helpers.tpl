@@ -260,6 +260,30 @@ Takes the root context.
 {{- end }}
 
 {{/*
+dagfleet.syncMetricsPortName: the name of the watch sidecar's metrics/health port (probes,
+PodMonitor and NetworkPolicy refer to it). Takes the root context.
+*/}}
+{{- define "dagfleet.syncMetricsPortName" -}}
+sync-metrics
+{{- end }}
+
+{{/*
+dagfleet.syncMetricsEnv: DAGFLEET_METRICS_PORT (and DAGFLEET_STUCK_AFTER) of the watch sidecar
+when dagfleet.metrics.enabled; nothing otherwise. Takes the root context.
+*/}}
+{{- define "dagfleet.syncMetricsEnv" -}}
+{{- $metrics := .Values.dagfleet.metrics -}}
+{{- if $metrics.enabled -}}
+- name: DAGFLEET_METRICS_PORT
+  value: {{ $metrics.port | toString | quote }}
+{{- if $metrics.stuckAfter }}
+- name: DAGFLEET_STUCK_AFTER
+  value: {{ $metrics.stuckAfter | toString | quote }}
+{{- end }}
+{{- end -}}
+{{- end }}
+
+{{/*
 dagfleet.airflowEnv: the non-secret Airflow settings shared by every Airflow container, task
 pods included. Takes the root context.
 */}}

@@ -23,6 +23,11 @@ dagfleet.validate: fails the render with a message a user can act on when values
 {{- if and $v.apiServer.ingress.enabled (not $v.apiServer.ingress.hosts) }}
 {{- fail "apiServer.ingress.enabled=true needs at least one entry in apiServer.ingress.hosts" }}
 {{- end }}
+{{- with $v.dagfleet.metrics }}
+{{- if and (or .podMonitor.enabled .prometheusRule.enabled) (not (and .enabled $v.dagfleet.watch.enabled)) }}
+{{- fail "dagfleet.metrics.podMonitor/prometheusRule need the watch sidecar's metrics: set dagfleet.watch.enabled=true and dagfleet.metrics.enabled=true, or disable them" }}
+{{- end }}
+{{- end }}
 {{- $names := dict }}
 {{- range $v.workflowSecrets }}
 {{- if hasKey $names .name }}
