@@ -1,8 +1,9 @@
-"""``dagfleet`` command line: sync, run, watch, serve-config, validate, check (see docs/reference.md)."""
+"""``dagfleet`` command line: sync, run, watch, status, serve-config, validate, check (see docs/reference.md)."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import shutil
@@ -12,6 +13,7 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, NoReturn
@@ -24,6 +26,7 @@ from dagfleet.materializer import Materializer, Outcome, SyncReport
 from dagfleet.settings import Settings, invalid_env, packaged_file
 
 if TYPE_CHECKING:
+    from dagfleet.fleetstatus import FleetStatus
     from dagfleet.metrics import FleetMetrics, Health, MetricsServer
 
 log = logging.getLogger("dagfleet")
@@ -255,6 +258,64 @@ def _start_metrics(settings: Settings, materializer: Materializer) -> _Probes | 
     return _Probes(metrics, health, server)
 
 
+def _when(timestamp: float | None, now: float) -> str:
+    if timestamp is None:
+        return "never"
+    shown = datetime.fromtimestamp(timestamp, tz=UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return f"{shown} ({_age(now - timestamp)} ago)"
+
+
+def _age(seconds: float) -> str:
+    seconds = max(seconds, 0)
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.0f}{unit}"
+    return f"{seconds:.0f}s"
+
+
+def format_status(status: FleetStatus, now: float) -> str:
+    """The fleet as `dagfleet status` prints it: a summary, then one row per workflow."""
+    counts = status.counts()
+    parts = [f"{n} {state.replace('_', ' ')}" for state, n in counts.items() if n or state in ("synced", "rejected")]
+    verdict = "healthy" if status.healthy else "NOT healthy"
+    dags = sum(1 for w in status.workflows if w.dag_file)
+    lines = [
+        f"fleet: {verdict}; {dags} generated DAG(s); workflows: {', '.join(parts)}",
+        f"last sync: {_when(status.attempted_at, now)}: {status.summary}",
+        f"last success: {_when(status.last_success, now)}",
+    ]
+    lines += [f"problem: {p}" for p in status.problems]
+    header = ("WORKFLOW", "STATE", "TEMPLATE", "SOURCE", "STORED", "PROBLEM")
+    rows = [
+        (
+            w.workflow_id,
+            w.state.replace("_", " "),
+            w.template,
+            w.source,
+            datetime.fromtimestamp(w.stored_at, tz=UTC).strftime("%Y-%m-%d %H:%M:%S") if w.stored_at else "-",
+            w.problem or "-",
+        )
+        for w in status.workflows
+    ]
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header) - 1)]
+    lines.append("")
+    for row in [header, *rows]:
+        lines.append("  ".join(c.ljust(widths[i]) for i, c in enumerate(row[:-1])) + "  " + row[-1])
+    return "\n".join(lines)
+
+
+def cmd_status(settings: Settings, as_json: bool) -> int:
+    """The fleet as the last sync left it, from the dags folder only (no network, no Airflow)."""
+    from dagfleet import fleetstatus
+
+    status = fleetstatus.load(settings)
+    if as_json:
+        print(json.dumps(status.to_json(), indent=2, sort_keys=True))
+    else:
+        print(format_status(status, time.time()))
+    return 0 if status.healthy else 1
+
+
 def cmd_serve(settings: Settings, file: Path, host: str, port: int, list_format: str) -> int:
     from dagfleet.server import make_server
 
@@ -332,6 +393,8 @@ def build_parser() -> argparse.ArgumentParser:
     validate = sub.add_parser("validate", help="check workflows (a file or the live API) without Airflow")
     validate.add_argument("--file", type=Path, default=None, help="workflows YAML (default: the live config API)")
     validate.add_argument("--templates", type=Path, default=None, help="templates folder (default: DAGFLEET_TEMPLATES)")
+    status = sub.add_parser("status", help="the fleet as the last sync left it: summary, then one row per workflow")
+    status.add_argument("--json", action="store_true", help="print JSON instead of a table")
     check = sub.add_parser("check", help="validate the command and DAGFLEET_* environment; change nothing")
     check.add_argument("args", nargs=argparse.REMAINDER, help="the command, after --")
     return parser
@@ -363,6 +426,8 @@ def main(argv: list[str] | None = None) -> int:
         if options.command == "serve-config":
             file = options.file or packaged_file("data", "workflows.yaml")
             return cmd_serve(settings, file, options.host, options.port, options.list_format)
+        if options.command == "status":
+            return cmd_status(settings, options.json)
         if options.command == "check":
             return cmd_check(settings, _strip_dashdash(options.args))
         if options.command == "validate":

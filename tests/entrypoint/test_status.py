@@ -1,0 +1,148 @@
+"""`dagfleet status [--json]`: the fleet as the last sync left it, read from the dags folder only,
+after real syncs against loopback servers (good, rejected, outage, per-workflow failure, prune)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from support.faultserver import Behaviour, FaultServer, config_path, dead_url
+
+DAGFLEET = str(Path(sys.executable).with_name("dagfleet"))
+KEY = "status-key-3f9a21"
+
+
+def _env(dags: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DAGFLEET_")}
+    env.update(DAGFLEET_DAGS_FOLDER=str(dags), DAGFLEET_RETRIES="1", DAGFLEET_CONNECT_TIMEOUT="1")
+    env.update(extra)
+    return env
+
+
+def _run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([DAGFLEET, *args], env=env, capture_output=True, text=True, timeout=60, check=False)
+
+
+def status(dags: Path) -> tuple[int, dict[str, Any]]:
+    """`dagfleet status --json` with no API settings at all: it reads the dags folder only."""
+    result = _run(["status", "--json"], _env(dags))
+    assert result.returncode in (0, 1), result.stderr
+    return result.returncode, json.loads(result.stdout)
+
+
+def rows(data: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {w["workflow_id"]: w for w in data["workflows"]}
+
+
+def test_status_follows_good_rejected_outage_and_prune(config_api_factory: Any, tmp_path: Path) -> None:
+    dags = tmp_path / "dags"
+    api = config_api_factory({"a": {"tags": ["t"]}, "b": {}}, api_key=KEY)
+    env = _env(dags, DAGFLEET_API_URL=api.url, DAGFLEET_API_KEY=KEY)
+
+    assert _run(["sync"], env).returncode == 0
+    code, good = status(dags)
+    assert code == 0
+    assert good["healthy"] is True
+    assert good["outcome"] == "synced"
+    assert good["last_success"] == good["attempted_at"]
+    assert good["counts"] == {"synced": 2, "kept_last_known_good": 0, "rejected": 0, "pruned": 0}
+    for workflow_id in ("a", "b"):
+        row = rows(good)[workflow_id]
+        assert row["state"] == "synced"
+        assert row["source"] == "config API"
+        assert row["template"] == "-"
+        assert row["problem"] is None
+        assert row["dag_file"] == f"{workflow_id}-mydag.py"
+        assert row["stored_at"] is not None
+
+    # Rejected: an existing workflow's config breaks, a new one is invalid, an ID is invalid, "b" leaves.
+    api.write({"a": {"tags": "nope"}, "fresh": {"schedule": 12}, "bad id": {}})
+    assert _run(["sync"], env).returncode == 0
+    code, bad = status(dags)
+    assert code == 1
+    assert bad["healthy"] is False
+    assert bad["outcome"] == "synced"
+    by_id = rows(bad)
+    assert by_id["a"]["state"] == "rejected"
+    assert by_id["a"]["source"] == "last known good"
+    assert "'tags'" in by_id["a"]["problem"] and "kept its last known good config" in by_id["a"]["problem"]
+    assert by_id["fresh"]["state"] == "rejected"
+    assert "import error" in by_id["fresh"]["problem"]
+    assert by_id["fresh"]["dag_file"] == "fresh-mydag.py"
+    assert by_id["bad id"]["state"] == "rejected"
+    assert by_id["bad id"]["dag_file"] is None
+    assert "not allowed" in by_id["bad id"]["problem"]
+    assert by_id["b"]["state"] == "pruned"
+    assert by_id["b"]["dag_file"] is None
+    assert bad["counts"] == {"synced": 0, "kept_last_known_good": 0, "rejected": 3, "pruned": 1}
+
+    # Outage: the API's server is stopped; every DAG is kept, the earlier problems still show.
+    api.close()
+    assert _run(["sync"], env).returncode == 75
+    code, down = status(dags)
+    assert code == 1
+    assert down["outcome"] == "kept_last_known_good"
+    assert down["last_success"] == bad["last_success"] < down["attempted_at"]
+    assert "unreachable" in down["problems"][0]
+    by_id = rows(down)
+    assert set(by_id) == {"a", "fresh"}
+    assert {r["state"] for r in by_id.values()} == {"kept_last_known_good"}
+    assert {r["source"] for r in by_id.values()} == {"last known good"}
+    assert "'tags'" in by_id["a"]["problem"]  # still true: nothing changed since
+
+    table = _run(["status"], _env(dags))
+    assert table.returncode == 1
+    lines = table.stdout.splitlines()
+    assert lines[0].startswith("fleet: NOT healthy; 2 generated DAG(s)")
+    assert lines[1].startswith("last sync: ") and "kept the last known good set" in lines[1]
+    assert any(line.startswith("problem: ") and "unreachable" in line for line in lines)
+    header = next(i for i, line in enumerate(lines) if line.startswith("WORKFLOW"))
+    assert [line.split()[0] for line in lines[header + 1 :]] == ["a", "fresh"]
+    assert KEY not in table.stdout + table.stderr
+
+
+def test_a_workflow_whose_config_cannot_be_fetched(tmp_path: Path) -> None:
+    dags = tmp_path / "dags"
+    with FaultServer() as api:
+        api.serve_workflows({"a": {}, "b": {}}, list_format="ids")
+        env = _env(dags, DAGFLEET_API_URL=api.url)
+        assert _run(["sync"], env).returncode == 0
+        api.serve_workflows({"a": {}, "b": {}, "new": {}}, list_format="ids")
+        for workflow_id in ("b", "new"):
+            api.set(config_path(workflow_id), Behaviour.json({"error": "boom"}, status=500))
+        assert _run(["sync"], env).returncode == 0
+    code, data = status(dags)
+    assert code == 1
+    by_id = rows(data)
+    assert by_id["a"]["state"] == "synced"
+    assert by_id["b"]["state"] == "kept_last_known_good"
+    assert by_id["b"]["source"] == "last known good"
+    assert "HTTP 500" in by_id["b"]["problem"]
+    assert by_id["new"]["state"] == "not_created"
+    assert by_id["new"]["dag_file"] is None
+    assert "not created yet" in by_id["new"]["problem"]
+
+
+def test_static_list_source_and_no_recorded_sync(tmp_path: Path) -> None:
+    dags = tmp_path / "dags"
+    code, never = status(dags)
+    assert code == 1
+    assert never["outcome"] == "never"
+    assert never["workflows"] == []
+
+    env = _env(dags, DAGFLEET_API_URL=dead_url(), DAGFLEET_STATIC_WORKFLOWS="s1,s2")
+    assert _run(["sync"], env).returncode == 0
+    _, data = status(dags)
+    assert {r["source"] for r in data["workflows"]} == {"static list"}
+    assert data["source"] == "static list"
+    assert "using DAGFLEET_STATIC_WORKFLOWS" in data["problems"][0]
+
+    # A generated DAG with no recorded outcome (status.json lost): listed, state unknown.
+    (dags / ".dagfleet" / "status.json").unlink()
+    _, lost = status(dags)
+    assert lost["outcome"] == "never"
+    assert {r["workflow_id"]: r["state"] for r in lost["workflows"]} == {"s1": "unknown", "s2": "unknown"}
