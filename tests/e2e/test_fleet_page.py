@@ -1,0 +1,204 @@
+"""The Fleet page in Airflow's UI, in a real browser: headless Chromium (Debian's chromium +
+chromium-driver, driven by selenium) logs in to a real `airflow api-server`, opens the page from
+Airflow's navigation and reads the rows a real `dagfleet sync` recorded. A screenshot is kept in
+.run/artifacts/fleet-page.png (FLEET_SCREENSHOT overrides the path).
+
+Without Chromium the test skips with one line; under CI (CI=true) it fails instead: .ci/run
+installs Chromium.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+REPO = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+pytestmark = [pytest.mark.e2e, pytest.mark.airflow]
+ON_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
+CHROMIUM_FLAGS = (
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--no-first-run", "--window-size=1400,900",
+)  # fmt: skip
+PASSWORD = "fleet-pw-4e8b2c"  # noqa: S105 - a throwaway login of a test-only Airflow
+KEY = "fleet-key-91d3"
+SCREENSHOT = Path(os.environ.get("FLEET_SCREENSHOT", REPO / ".run" / "artifacts" / "fleet-page.png"))
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _wait(what: str, predicate: Callable[[], Any], timeout: float) -> Any:
+    deadline = time.monotonic() + timeout
+    while not (result := predicate()):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
+        time.sleep(0.5)
+    return result
+
+
+@pytest.fixture
+def chromium_driver(tmp_path: Path) -> Iterator[Any]:
+    missing = [p for p in (CHROMIUM, CHROMEDRIVER) if not Path(p).exists()]
+    if missing:
+        message = f"no Chromium ({', '.join(missing)}): apt-get install chromium chromium-driver"
+        if ON_CI:
+            pytest.fail(f"{message}; CI=true, so the Fleet page test must run", pytrace=False)
+        pytest.skip(message)
+    from selenium import webdriver
+    from selenium.webdriver.chrome.options import Options
+    from selenium.webdriver.chrome.service import Service
+
+    options = Options()
+    options.binary_location = CHROMIUM
+    for flag in (*CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'chromium-profile'}"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+@pytest.fixture
+def api_server(tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
+    """A real `airflow api-server` (SimpleAuthManager, one admin with a known password) whose dags
+    folder is the one `dagfleet sync` writes. Yields its URL and the environment to sync with."""
+    home = tmp_path / "airflow"
+    home.mkdir()
+    passwords = home / "passwords.json"
+    passwords.write_text(json.dumps({"admin": PASSWORD}))
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DAGFLEET_", "AIRFLOW__"))}
+    env.update(
+        AIRFLOW_HOME=str(home),
+        AIRFLOW__CORE__LOAD_EXAMPLES="False",
+        AIRFLOW__CORE__DAGS_FOLDER=str(home / "dags"),
+        AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS="admin:admin",
+        AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE=str(passwords),
+        AIRFLOW__API__PORT=str(port),
+        AIRFLOW__API__BASE_URL=f"http://localhost:{port}",
+        DAGFLEET_RETRIES="1",
+        DAGFLEET_CONNECT_TIMEOUT="1",
+    )
+    subprocess.run([str(BIN / "airflow"), "db", "migrate"], env=env, check=True, capture_output=True, timeout=300)
+    log = (tmp_path / "api-server.log").open("w+")
+    proc = subprocess.Popen(
+        [str(BIN / "airflow"), "api-server", "--port", str(port)],
+        env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )  # fmt: skip
+    url = f"http://localhost:{port}"
+    try:
+
+        def healthy() -> bool:
+            assert proc.poll() is None, f"api-server exited: {Path(log.name).read_text()[-3000:]}"
+            try:
+                return requests.get(f"{url}/api/v2/monitor/health", timeout=5).status_code == 200
+            except requests.ConnectionError:
+                return False
+
+        _wait("the api-server", healthy, 180)
+        yield url, env
+    finally:
+        # Its own process group: SIGINT, then SIGTERM, then SIGKILL (FACTS.md: children keep ports).
+        for sig, grace in ((signal.SIGINT, 30), (signal.SIGTERM, 10), (signal.SIGKILL, 5)):
+            try:
+                os.killpg(proc.pid, sig)
+            except ProcessLookupError:
+                break
+            try:
+                proc.wait(timeout=grace)
+                break
+            except subprocess.TimeoutExpired:
+                continue
+        log.close()
+
+
+def _sync(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(BIN / "dagfleet"), "sync"], env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+
+
+def test_fleet_page_in_airflows_ui(
+    api_server: tuple[str, dict[str, str]], chromium_driver: Any, config_api_factory: Any
+) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    url, env = api_server
+    api = config_api_factory({"good": {"tags": ["t"]}, "broken": {}, "gone": {}}, api_key=KEY)
+    sync_env = {**env, "DAGFLEET_API_URL": api.url, "DAGFLEET_API_KEY": KEY}
+    assert _sync(sync_env).returncode == 0
+    api.write({"good": {"tags": ["t"]}, "broken": {"tags": "not-a-list"}, "fresh": {"schedule": 12}})
+    assert _sync(sync_env).returncode == 0
+
+    # Not logged in: Airflow's own auth refuses the page and its JSON.
+    assert requests.get(f"{url}/dagfleet/", timeout=30).status_code == 401
+    assert requests.get(f"{url}/dagfleet/status.json", timeout=30).status_code == 401
+
+    # With a token: the page's JSON is what `dagfleet status --json` says.
+    token = requests.post(f"{url}/auth/token", json={"username": "admin", "password": PASSWORD}, timeout=30)
+    bearer = {"Authorization": f"Bearer {token.json()['access_token']}"}
+    served = requests.get(f"{url}/dagfleet/status.json", headers=bearer, timeout=30).json()
+    cli = subprocess.run(
+        [str(BIN / "dagfleet"), "status", "--json"], env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert served == json.loads(cli.stdout)
+
+    driver = chromium_driver
+    wait = WebDriverWait(driver, 90)
+    driver.get(f"{url}/plugin/fleet")  # the navigation entry's route: Airflow asks to log in first
+    wait.until(ec.presence_of_element_located((By.NAME, "username"))).send_keys("admin")
+    driver.find_element(By.NAME, "password").send_keys(PASSWORD)
+    driver.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+
+    frame = wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, "iframe[title='Fleet']")))
+    assert frame.get_attribute("src") == f"{url}/dagfleet/"
+    driver.switch_to.frame(frame)
+    wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, "#fleet tbody tr[data-workflow]")))
+    rows = {
+        row.get_attribute("data-workflow"): [cell.text for cell in row.find_elements(By.TAG_NAME, "td")]
+        for row in driver.find_elements(By.CSS_SELECTOR, "#fleet tbody tr")
+    }
+    assert set(rows) == {"good", "broken", "fresh", "gone"}
+    assert rows["good"][1:4] == ["synced", "-", "config API"]
+    assert rows["good"][5] == "-"
+    assert rows["broken"][1:4] == ["rejected", "-", "last known good"]
+    assert "'tags'" in rows["broken"][5]
+    assert rows["fresh"][1] == "rejected" and "import error" in rows["fresh"][5]
+    assert rows["gone"][1] == "pruned"
+
+    # Each workflow with a DAG links to its DAG page in Airflow's UI (the whole window, not the frame).
+    link = driver.find_element(By.CSS_SELECTOR, "tr[data-workflow='good'] a")
+    assert link.get_attribute("href") == f"{url}/dags/good"
+    assert link.get_attribute("target") == "_top"
+    assert driver.find_elements(By.CSS_SELECTOR, "tr[data-workflow='gone'] a") == []  # pruned: no DAG
+
+    summary = driver.find_element(By.ID, "summary").text
+    assert summary.startswith("Not healthy: 3 generated DAG(s)")  # good, broken (kept), fresh (import error)
+    assert "Last sync:" in summary and "Last success:" in summary
+
+    driver.switch_to.default_content()
+    SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+    assert driver.save_screenshot(str(SCREENSHOT))
+    assert SCREENSHOT.stat().st_size > 10_000
+    print(f"Fleet page screenshot: {SCREENSHOT}", file=sys.stderr)
