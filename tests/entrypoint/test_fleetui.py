@@ -1,0 +1,53 @@
+"""The Fleet page's HTML (the browser test in tests/e2e/test_fleet_page.py covers the rest)."""
+
+from __future__ import annotations
+
+from html.parser import HTMLParser
+
+from dagfleet.fleetstatus import FleetStatus, State, WorkflowStatus
+from dagfleet.fleetui import dags_folder, render_page
+
+
+class _Collect(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: list[tuple[str, dict[str, str | None]]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append((tag, dict(attrs)))
+
+
+def test_config_values_in_problems_cannot_inject_markup() -> None:
+    """Problems quote what the config API sent: it must reach the page as text, never as markup."""
+    evil = "workflow 'x': config field 'tags': got '<script>alert(1)</script><img src=x onerror=alert(2)>'"
+    status = FleetStatus(
+        outcome="synced",
+        summary="synced 1 workflow(s) <b>",
+        problems=['list entry "<iframe>" skipped'],
+        workflows=[WorkflowStatus("x", State.REJECTED, "config API", problem=evil, dag_file="x-mydag.py")],
+    )
+    page = render_page(status, now=0.0)
+    parser = _Collect()
+    parser.feed(page)
+    tags = {tag for tag, _ in parser.tags}
+    assert not tags & {"script", "img", "iframe", "b"}
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+
+
+def test_links_only_for_workflows_with_a_dag() -> None:
+    status = FleetStatus(
+        outcome="synced",
+        summary="s",
+        workflows=[
+            WorkflowStatus("a.b-c", State.SYNCED, "config API", dag_file="a.b-c-mydag.py"),
+            WorkflowStatus("gone", State.PRUNED, "-"),
+        ],
+    )
+    parser = _Collect()
+    parser.feed(render_page(status, now=0.0))
+    links = [attrs for tag, attrs in parser.tags if tag == "a"]
+    assert links == [{"href": "../dags/a.b-c", "target": "_top"}]
+
+
+def test_dags_folder_prefers_dagfleets_own_setting() -> None:
+    assert str(dags_folder({"DAGFLEET_DAGS_FOLDER": "/srv/dags"})) == "/srv/dags"
