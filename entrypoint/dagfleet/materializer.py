@@ -70,9 +70,7 @@ class SyncReport:
     hidden_rejected: int = 0  # rejected IDs past MAX_REJECTED_IDS_SHOWN (no line, no row; counted in metrics)
 
     @classmethod
-    def from_plan(
-        cls, plan: Plan, source: str, workflows: list[str], rows: dict[str, str] | None = None
-    ) -> SyncReport:
+    def from_plan(cls, plan: Plan, source: str, workflows: list[str], rows: dict[str, str] | None = None) -> SyncReport:
         """``rows``: the per-workflow problems found before planning (IDs, duplicates, foreign files)."""
 
         def names(action: Action) -> list[str]:

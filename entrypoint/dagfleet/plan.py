@@ -121,7 +121,9 @@ def plan_workflow(
     if inputs.fetch_error is not None:
         problem = f"workflow {workflow_id!r}: {inputs.fetch_error}"
         if inputs.current_dag is not None:
-            return Step(workflow_id, Action.REJECT, problem=f"{problem}; kept its last known good DAG", unavailable=True)
+            return Step(
+                workflow_id, Action.REJECT, problem=f"{problem}; kept its last known good DAG", unavailable=True
+            )
         return Step(workflow_id, Action.REJECT, problem=f"{problem}; not created yet", has_file=False, unavailable=True)
     if raw is None:
         raw = inputs.stored.config if inputs.stored is not None else {}

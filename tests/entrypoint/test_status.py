@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from dagfleet.store import FleetStore
 from support.faultserver import Behaviour, FaultServer, config_path, dead_url
 
 DAGFLEET = str(Path(sys.executable).with_name("dagfleet"))
@@ -40,7 +41,8 @@ def rows(data: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 def test_status_follows_good_rejected_outage_and_prune(config_api_factory: Any, tmp_path: Path) -> None:
     dags = tmp_path / "dags"
-    api = config_api_factory({"a": {"tags": ["t"]}, "b": {}}, api_key=KEY)
+    etl = {"template": "tenant_etl", "spec": {"source_conn_id": "src", "tables": ["t1"], "target_schema": "s"}}
+    api = config_api_factory({"a": {"tags": ["t"]}, "b": etl}, api_key=KEY)
     env = _env(dags, DAGFLEET_API_URL=api.url, DAGFLEET_API_KEY=KEY)
 
     assert _run(["sync"], env).returncode == 0
@@ -50,14 +52,19 @@ def test_status_follows_good_rejected_outage_and_prune(config_api_factory: Any, 
     assert good["outcome"] == "synced"
     assert good["last_success"] == good["attempted_at"]
     assert good["counts"] == {"synced": 2, "kept_last_known_good": 0, "rejected": 0, "pruned": 0}
-    for workflow_id in ("a", "b"):
+    for workflow_id, template in (("a", "demo"), ("b", "tenant_etl")):
         row = rows(good)[workflow_id]
         assert row["state"] == "synced"
         assert row["source"] == "config API"
-        assert row["template"] == "-"
+        # Template and stored time come from the workflow's record in the fleet store.
+        record = FleetStore(dags).record(workflow_id)
+        assert record is not None
+        assert row["template"] == template == record.template
+        assert row["stored_at"] == record.stored_at
         assert row["problem"] is None
         assert row["dag_file"] == f"{workflow_id}-mydag.py"
-        assert row["stored_at"] is not None
+    table = _run(["status"], _env(dags)).stdout.splitlines()
+    assert any(line.split()[:3] == ["b", "synced", "tenant_etl"] for line in table)
 
     # Rejected: an existing workflow's config breaks, a new one is invalid, an ID is invalid, "b" leaves.
     api.write({"a": {"tags": "nope"}, "fresh": {"schedule": 12}, "bad id": {}})
