@@ -180,9 +180,9 @@ def test_fleet_page_in_airflows_ui(
         for row in driver.find_elements(By.CSS_SELECTOR, "#fleet tbody tr")
     }
     assert set(rows) == {"good", "broken", "fresh", "gone"}
-    assert rows["good"][1:4] == ["synced", "-", "config API"]
+    assert rows["good"][1:4] == ["synced", "demo", "config API"]  # template from its record
     assert rows["good"][5] == "-"
-    assert rows["broken"][1:4] == ["rejected", "-", "last known good"]
+    assert rows["broken"][1:4] == ["rejected", "demo", "last known good"]
     assert "'tags'" in rows["broken"][5]
     assert rows["fresh"][1] == "rejected" and "import error" in rows["fresh"][5]
     assert rows["gone"][1] == "pruned"
