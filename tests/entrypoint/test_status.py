@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from dagfleet.store import FleetStore
-from support.faultserver import Behaviour, FaultServer, config_path, dead_url
+from support.faultserver import LIST_PATH, Behaviour, FaultServer, config_path, dead_url
 
 DAGFLEET = str(Path(sys.executable).with_name("dagfleet"))
 KEY = "status-key-3f9a21"
@@ -153,3 +153,45 @@ def test_static_list_source_and_no_recorded_sync(tmp_path: Path) -> None:
     _, lost = status(dags)
     assert lost["outcome"] == "never"
     assert {r["workflow_id"]: r["state"] for r in lost["workflows"]} == {"s1": "unknown", "s2": "unknown"}
+
+
+def test_states_follow_the_plan_templates_duplicates_and_foreign_files(tmp_path: Path) -> None:
+    """Rejections the plan makes (unknown template, duplicated ID, a name taken by a user's file):
+    each is one row with its problem; the template column comes from the records."""
+    dags = tmp_path / "dags"
+    with FaultServer() as api:
+        api.serve_workflows({"a": {}, "d": {}})
+        env = _env(dags, DAGFLEET_API_URL=api.url)
+        assert _run(["sync"], env).returncode == 0
+        (dags / "own-mydag.py").write_text("# a user's own DAG file\n")
+        listing = [
+            {"id": "a", "config": {"template": "nope"}},
+            {"id": "d", "config": {}},
+            {"id": "d", "config": {}},
+            {"id": "own", "config": {}},
+            {"id": "new", "config": {"template": "nope"}},
+        ]
+        api.set(LIST_PATH, Behaviour.json(listing))
+        assert _run(["sync"], env).returncode == 0
+    code, data = status(dags)
+    assert code == 1
+    by_id = rows(data)
+    assert (by_id["a"]["state"], by_id["a"]["source"], by_id["a"]["template"]) == (
+        "rejected",
+        "last known good",
+        "demo",
+    )
+    assert "template" in by_id["a"]["problem"] and "kept its last known good config" in by_id["a"]["problem"]
+    assert (by_id["d"]["state"], by_id["d"]["source"], by_id["d"]["template"]) == (
+        "rejected",
+        "last known good",
+        "demo",
+    )
+    assert "more than once" in by_id["d"]["problem"]
+    assert by_id["d"]["dag_file"] == "d-mydag.py"
+    assert (by_id["own"]["state"], by_id["own"]["template"], by_id["own"]["dag_file"]) == ("rejected", "-", None)
+    assert "not created by dagfleet" in by_id["own"]["problem"]
+    assert (by_id["new"]["state"], by_id["new"]["template"]) == ("rejected", "-")  # no record: never stored
+    assert "import error" in by_id["new"]["problem"]
+    assert data["counts"]["rejected"] == 4
+    assert (dags / "own-mydag.py").read_text() == "# a user's own DAG file\n"
