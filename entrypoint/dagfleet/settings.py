@@ -92,6 +92,7 @@ SPEC: dict[str, tuple[Callable[[str], Any], str | None]] = {
     "DAGFLEET_PARSE_TIMEOUT": (_positive_float, "5"),
     "DAGFLEET_LOG_LEVEL": (_log_level, "INFO"),
     "DAGFLEET_EXEC": (_text, None),
+    "DAGFLEET_TASK_WORKFLOW": (_text, None),  # set on task pods by the DAG's pod override (dagfleet.taskpod)
 }
 
 
