@@ -310,6 +310,13 @@ airflow-secrets volume (dagfleet.airflowSecretsVolume). Takes the root context.
   value: {{ printf "cat %s/api-secret-key" $dir | quote }}
 - name: AIRFLOW__API_AUTH__JWT_SECRET_CMD
   value: {{ printf "cat %s/jwt-secret" $dir | quote }}
+{{- if include "dagfleet.celery" . }}
+- name: AIRFLOW__CELERY__BROKER_URL_CMD
+  value: {{ printf "cat %s/broker-url" $dir | quote }}
+# Celery task results go to the metadata database (`db+` + its SQLAlchemy URL).
+- name: AIRFLOW__CELERY__RESULT_BACKEND_CMD
+  value: {{ printf "sed -e 's|^|db+|' %s/sql-alchemy-conn" $dir | quote }}
+{{- end }}
 {{- end }}
 
 {{/*
@@ -353,6 +360,13 @@ Takes the root context.
           items:
             - key: {{ include "dagfleet.databaseSecretKey" . }}
               path: sql-alchemy-conn
+      {{- if include "dagfleet.celery" . }}
+      - secret:
+          name: {{ include "dagfleet.brokerUrlSecretName" . }}
+          items:
+            - key: connection
+              path: broker-url
+      {{- end }}
 {{- end }}
 
 {{/*

@@ -78,7 +78,7 @@ class TestEveryPod:
             assert "@sha256:" in name or (":" in name and not name.endswith(":latest")), c["image"]
 
 
-AIRFLOW = [(s, w) for s, w in WORKLOADS if not w["metadata"]["name"].endswith(("-postgresql", "-statsd"))]
+AIRFLOW = [(s, w) for s, w in WORKLOADS if not w["metadata"]["name"].endswith(("-postgresql", "-statsd", "-redis"))]
 LONG_RUNNING = [(s, w) for s, w in WORKLOADS if w["kind"] not in ONE_SHOT]
 
 
