@@ -241,16 +241,16 @@ class Kubelet:
         self.pods[name] = pod
         alias_args = [a for alias in pod.aliases for a in ("--network-alias", alias)]
         image = template["spec"]["containers"][0]["image"]
+        pod.started.append(pod.pause)
         docker("run", "-d", "--name", pod.pause, "--label", "dagfleet.test=harness", "--hostname", pod.name[-63:],
                "--network", self.network, *alias_args, "--entrypoint", "sleep", image, "infinity")  # fmt: skip
-        pod.started.append(pod.pause)
         mounts = {v["name"]: self._volume(pod, v) for v in template["spec"].get("volumes") or []}
         for claim in template.get("volumeClaimTemplates") or []:
             mounts[claim["metadata"]["name"]] = self._volume(pod, {"name": claim["metadata"]["name"]})
         for init in template["spec"].get("initContainers") or []:
             args = self._docker_args(pod, init, mounts, detach=True)
+            pod.started.append(f"{pod.name}-{init['name']}")  # before the run: a failed start leaves it created
             docker(*args)
-            pod.started.append(f"{pod.name}-{init['name']}")
             if init.get("restartPolicy") == "Always":
                 continue  # a native sidecar: started, keeps running next to the main containers
             code = docker("wait", f"{pod.name}-{init['name']}", timeout=init_timeout).stdout.strip()
@@ -259,8 +259,8 @@ class Kubelet:
                     f"init container {init['name']} of {name} exited {code}:\n{self.logs(pod, init['name'])}"
                 )
         for main in template["spec"]["containers"]:
-            docker(*self._docker_args(pod, main, mounts, detach=True))
             pod.started.append(f"{pod.name}-{main['name']}")
+            docker(*self._docker_args(pod, main, mounts, detach=True))
         return pod
 
     def start_workload(self, kind: str, name: str) -> Pod:

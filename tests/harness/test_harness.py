@@ -153,27 +153,21 @@ def start_release(scenario: str, kubelet: Kubelet, workdir: Path) -> Api:
 
 def harness_scheduler(template: dict, workdir: Path) -> dict:
     """The scheduler, with the harness's KubernetesExecutor subclass (pods go to the outbox)."""
-    outbox = workdir / "outbox"
-    outbox.mkdir(exist_ok=True)
-    outbox.chmod(0o777)
-    harness_dir = workdir / "harness-code"
-    harness_dir.mkdir(exist_ok=True)
+    harness_dir = workdir / "harness"  # the executor module, and its outbox folder for pods
+    (harness_dir / "outbox").mkdir(parents=True, exist_ok=True)
+    harness_dir.chmod(0o755)
+    (harness_dir / "outbox").chmod(0o777)
     (harness_dir / "harness_executor.py").write_text((HERE / "harness_executor.py").read_text())
     template = json.loads(json.dumps(template))
     spec = template["spec"]
-    spec["volumes"] = [*spec["volumes"], {"name": "harness-code", "hostPath": str(harness_dir)},
-                       {"name": "harness-outbox", "hostPath": str(outbox)}]  # fmt: skip
+    spec["volumes"] = [*spec["volumes"], {"name": "harness", "hostPath": str(harness_dir)}]
     (main,) = [c for c in spec["containers"] if c["name"] == "scheduler"]
     main["env"] = [e for e in main["env"] if e["name"] != "AIRFLOW__CORE__EXECUTOR"] + [
         {"name": "AIRFLOW__CORE__EXECUTOR", "value": "harness_executor.HarnessKubernetesExecutor"},
         {"name": "PYTHONPATH", "value": "/opt/harness"},
         {"name": "HARNESS_POD_OUTBOX", "value": "/opt/harness/outbox"},
     ]
-    main["volumeMounts"] = [
-        *main["volumeMounts"],
-        {"name": "harness-code", "mountPath": "/opt/harness", "readOnly": True},
-        {"name": "harness-outbox", "mountPath": "/opt/harness/outbox"},
-    ]
+    main["volumeMounts"] = [*main["volumeMounts"], {"name": "harness", "mountPath": "/opt/harness"}]
     return template
 
 
@@ -191,7 +185,7 @@ def test_release(release: tuple[str, Kubelet, Path]) -> None:
 
     runner = None
     if scenario == "kubernetes":
-        runner = TaskPodRunner(kubelet, workdir / "outbox")
+        runner = TaskPodRunner(kubelet, workdir / "harness" / "outbox")
         runner.start()
     try:
         api.call("PATCH", f"/api/v2/dags/{MAPPED}", {"is_paused": False})
