@@ -59,7 +59,7 @@ class TestWorkers:
                 "sed -e 's|^|db+|' /var/run/secrets/airflow/sql-alchemy-conn"
             )
             assert "dagfleet-broker-url" in projected_secrets(workload)
-            assert "checksum/celery-secrets" in workload["spec"]["template"]["metadata"]["annotations"]
+            assert "checksum/broker-secret" in workload["spec"]["template"]["metadata"]["annotations"]
 
     def test_scheduler_has_no_pod_template_and_no_sidecar(self) -> None:
         scheduler = one(celery(), "Deployment", "dagfleet-scheduler")
@@ -69,7 +69,7 @@ class TestWorkers:
     def test_nothing_celery_with_other_executors(self) -> None:
         for executor in ("LocalExecutor", "KubernetesExecutor"):
             docs = render_chart({**MINIMAL, "executor": executor, "flower": {"enabled": True}})
-            names = {d["metadata"]["name"] for d in docs}
+            names = {d["metadata"]["name"] for d in docs if d["kind"] != "ServiceAccount"}
             assert not {"dagfleet-worker", "dagfleet-redis", "dagfleet-flower", "dagfleet-broker-url"} & names
             scheduler = one(docs, "Deployment", "dagfleet-scheduler")
             assert "AIRFLOW__CELERY__BROKER_URL_CMD" not in env_of(container(scheduler, "scheduler"))
