@@ -42,8 +42,8 @@ venv: $(VENV)/.installed ## Create .venv with the pinned dependencies (no-op whe
 
 .PHONY: lock
 lock: | $(UV) ## Re-pin requirements*.lock from requirements*.in
-	$(UV) pip compile -q --python-version 3.11 --generate-hashes requirements.in -o requirements.lock
-	$(UV) pip compile -q --python-version 3.11 --generate-hashes requirements-dev.in -o requirements-dev.lock
+	$(UV) pip compile -q --python-version 3.11 --generate-hashes --no-strip-extras requirements.in -o requirements.lock
+	$(UV) pip compile -q --python-version 3.11 --generate-hashes --no-strip-extras requirements-dev.in -o requirements-dev.lock
 
 .PHONY: lint
 lint: venv ## Run ruff (lint + format check)

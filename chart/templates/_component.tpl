@@ -18,6 +18,7 @@ Takes (dict
   "extraEnv" "<yaml list>"       component-specific env
   "extraVolumes" "<yaml list>"   component-specific volumes
   "extraMounts" "<yaml list>"    component-specific volumeMounts
+  "terminationGracePeriodSeconds" 600   optional, default 60
 )
 */}}
 {{- define "dagfleet.component" -}}

@@ -334,6 +334,13 @@ airflow-secrets volume (dagfleet.airflowSecretsVolume). Takes the root context.
   value: {{ printf "cat %s/api-secret-key" $dir | quote }}
 - name: AIRFLOW__API_AUTH__JWT_SECRET_CMD
   value: {{ printf "cat %s/jwt-secret" $dir | quote }}
+{{- if include "dagfleet.celery" . }}
+- name: AIRFLOW__CELERY__BROKER_URL_CMD
+  value: {{ printf "cat %s/broker-url" $dir | quote }}
+# Celery task results go to the metadata database (`db+` + its SQLAlchemy URL).
+- name: AIRFLOW__CELERY__RESULT_BACKEND_CMD
+  value: {{ printf "sed -e 's|^|db+|' %s/sql-alchemy-conn" $dir | quote }}
+{{- end }}
 {{- end }}
 
 {{/*
@@ -377,6 +384,13 @@ Takes the root context.
           items:
             - key: {{ include "dagfleet.databaseSecretKey" . }}
               path: sql-alchemy-conn
+      {{- if include "dagfleet.celery" . }}
+      - secret:
+          name: {{ include "dagfleet.brokerUrlSecretName" . }}
+          items:
+            - key: connection
+              path: broker-url
+      {{- end }}
 {{- end }}
 
 {{/*
@@ -493,9 +507,14 @@ dagfleet.migrateMounts: the mounts of the migration containers (no DAGs). Takes 
 {{- end }}
 
 {{/*
-dagfleet.workerPod: the KubernetesExecutor pod template (a Pod manifest). Takes the root context.
+dagfleet.workerPod: the KubernetesExecutor pod template (a Pod manifest). The container `base`
+starts with `dagfleet task --` and Airflow's args: it writes the one DAG the task needs from the
+config the DAG processor parsed (the DAG's pod override, env DAGFLEET_TASK_WORKFLOW), then execs the
+task through /entrypoint with the database wait off (task pods have no database: Airflow 3 tasks
+talk to the api-server). No config API URL or key unless workers.syncFallback. Takes the root context.
 */}}
 {{- define "dagfleet.workerPod" -}}
+{{- $fallback := .Values.workers.syncFallback }}
 apiVersion: v1
 kind: Pod
 metadata:
@@ -541,8 +560,20 @@ spec:
     - name: base
       image: {{ include "dagfleet.image" . }}
       imagePullPolicy: {{ .Values.image.pullPolicy }}
+      # Airflow sets only the args (python -m airflow.sdk.execution_time.execute_workload …).
+      command: ["dumb-init", "--", "dagfleet", "task", "--"]
       env:
+        {{- if $fallback }}
         {{- include "dagfleet.syncEnv" . | nindent 8 }}
+        {{- else }}
+        - name: DAGFLEET_DAGS_FOLDER
+          value: {{ include "dagfleet.dagsFolder" . | quote }}
+        - name: DAGFLEET_LOG_LEVEL
+          value: {{ .Values.dagfleet.logLevel | quote }}
+        {{- end }}
+        # The official entrypoint waits for the metadata database first; task pods have none.
+        - name: CONNECTION_CHECK_MAX_COUNT
+          value: "0"
         {{- include "dagfleet.airflowEnv" . | nindent 8 }}
       {{- with include "dagfleet.extraList" (merge (dict "key" "extraEnvFrom") $extra) }}
       envFrom:
@@ -553,7 +584,11 @@ spec:
       securityContext:
         {{- include "dagfleet.containerSecurityContext" . | nindent 8 }}
       volumeMounts:
+        {{- if $fallback }}
         {{- include "dagfleet.syncVolumeMounts" . | nindent 8 }}
+        {{- else }}
+        {{- include "dagfleet.baseVolumeMounts" . | nindent 8 }}
+        {{- end }}
         {{- include "dagfleet.airflowConfigMount" . | nindent 8 }}
         {{- with include "dagfleet.extraList" (merge (dict "key" "extraVolumeMounts") $extra) }}
         {{- . | nindent 8 }}
@@ -562,7 +597,11 @@ spec:
     {{- toYaml . | nindent 4 }}
     {{- end }}
   volumes:
+    {{- if $fallback }}
     {{- include "dagfleet.syncVolumes" . | nindent 4 }}
+    {{- else }}
+    {{- include "dagfleet.baseVolumes" . | nindent 4 }}
+    {{- end }}
     {{- include "dagfleet.airflowConfigVolume" . | nindent 4 }}
     {{- with include "dagfleet.extraList" (merge (dict "key" "extraVolumes") $extra) }}
     {{- . | nindent 4 }}

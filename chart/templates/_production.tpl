@@ -29,8 +29,11 @@ serviceAccount.automountServiceAccountToken when it is null). Takes the root con
   (dict "component" "scheduler" "key" "scheduler" "launcher" true "logReader" false "token" true)
   (dict "component" "dag-processor" "key" "dagProcessor" "launcher" false "logReader" false "token" false)
   (dict "component" "triggerer" "key" "triggerer" "launcher" true "logReader" false "token" true) }}
-{{- if $ke }}
+{{- if or $ke (eq $v.executor "CeleryExecutor") }}
 {{- $list = append $list (dict "component" "worker" "key" "workers" "launcher" true "logReader" false "token" true) }}
+{{- end }}
+{{- if and (eq $v.executor "CeleryExecutor") $v.flower.enabled }}
+{{- $list = append $list (dict "component" "flower" "key" "flower" "launcher" false "logReader" false "token" false) }}
 {{- end }}
 {{- toJson $list }}
 {{- end }}
@@ -158,7 +161,11 @@ Takes the root context.
 {{- $_ := set $s "metrics.statsd_prefix" (dict "value" .Values.metrics.prefix "owned" true) }}
 {{- end }}
 {{- /* Read from Secrets through their _CMD variants (dagfleet.airflowSecretEnv). */}}
-{{- range list "core.fernet_key" "database.sql_alchemy_conn" "api.secret_key" "api_auth.jwt_secret" }}
+{{- $secrets := list "core.fernet_key" "database.sql_alchemy_conn" "api.secret_key" "api_auth.jwt_secret" }}
+{{- if eq .Values.executor "CeleryExecutor" }}
+{{- $secrets = concat $secrets (list "celery.broker_url" "celery.result_backend") }}
+{{- end }}
+{{- range $secrets }}
 {{- $_ := set $s . (dict "value" "" "owned" true "secret" true) }}
 {{- end }}
 {{- toJson $s }}
@@ -241,6 +248,9 @@ checksum/airflow-secret: {{ include "dagfleet.airflowSecretChecksum" $root }}
 checksum/database-secret: {{ include "dagfleet.databaseSecretChecksum" $root }}
 {{- if and .sync (include "dagfleet.hasApiKey" $root) }}
 checksum/config-api-secret: {{ include "dagfleet.configApiSecretChecksum" $root }}
+{{- end }}
+{{- if include "dagfleet.celery" $root }}
+checksum/broker-secret: {{ include "dagfleet.brokerSecretChecksum" $root }}
 {{- end }}
 {{- if .podTemplate }}
 checksum/pod-template: {{ include (print $root.Template.BasePath "/pod-template.yaml") $root | sha256sum }}

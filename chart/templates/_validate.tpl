@@ -28,6 +28,17 @@ dagfleet.validate: fails the render with a message a user can act on when values
 {{- fail "dagfleet.metrics.podMonitor/prometheusRule need the watch sidecar's metrics: set dagfleet.watch.enabled=true and dagfleet.metrics.enabled=true, or disable them" }}
 {{- end }}
 {{- end }}
+{{- if eq $v.executor "CeleryExecutor" }}
+{{- if and $v.data.brokerUrl $v.data.brokerUrlSecretName }}
+{{- fail "data.brokerUrl and data.brokerUrlSecretName are both set: keep the broker URL in one place (prefer brokerUrlSecretName)" }}
+{{- end }}
+{{- if and $v.redis.enabled (or $v.data.brokerUrl $v.data.brokerUrlSecretName) }}
+{{- fail "an external Celery broker (data.brokerUrl or data.brokerUrlSecretName) is set while the bundled Redis is enabled: set redis.enabled=false to use the external broker" }}
+{{- end }}
+{{- if not (or $v.redis.enabled $v.data.brokerUrl $v.data.brokerUrlSecretName) }}
+{{- fail "executor=CeleryExecutor needs a broker: redis.enabled=true (bundled Redis), data.brokerUrl (external broker URL) or data.brokerUrlSecretName (an existing Secret with the key `connection`)" }}
+{{- end }}
+{{- end }}
 {{- $names := dict }}
 {{- range $v.workflowSecrets }}
 {{- if hasKey $names .name }}

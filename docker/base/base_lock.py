@@ -14,7 +14,8 @@ import re
 import sys
 from pathlib import Path
 
-PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==")
+# A pin, with the extras uv keeps (`--no-strip-extras`): `sqlalchemy[asyncio]==2.1.9`.
+PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)(?:\[[^\]]*\])?==")
 VIA_ONE = re.compile(r"^\s+# via (.+)$")
 VIA_ITEM = re.compile(r"^\s+#\s{3}(.+)$")
 

@@ -17,6 +17,7 @@ from dagfleet.config import ItemSpec, WorkflowConfig, validate_items
 from dagfleet.loader import load
 from dagfleet.settings import Settings
 from dagfleet.store import workflow_id_from_file
+from dagfleet.taskpod import task_defaults
 
 FLEET_TAG = "dagfleet"
 
@@ -48,6 +49,7 @@ class Workflow:
         }
         if defaults.execution_timeout is not None:
             default_args["execution_timeout"] = defaults.execution_timeout
+        default_args.update(task_defaults(self.id, config))  # KubernetesExecutor: the pod override
         params = {
             name: Param(
                 spec.default,

@@ -173,6 +173,18 @@ def cmd_run(settings: Settings, args: Sequence[str], require_sync: bool) -> int:
     handoff(argv)
 
 
+def cmd_task(settings: Settings, args: Sequence[str]) -> int:
+    """A KubernetesExecutor task pod: this task's DAG from its pod override (dagfleet.taskpod), then exec."""
+    from dagfleet import taskpod
+
+    argv = resolve_command(settings, taskpod.command(args))
+    try:
+        taskpod.prepare(settings)
+    except DagfleetError as err:  # the task still starts: Airflow reports a missing DAG as the task's failure
+        log.error("task pod: %s", err)
+    handoff(argv)
+
+
 def cmd_watch(settings: Settings, once: bool = False) -> int:
     stop = threading.Event()
 
@@ -382,6 +394,8 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="sync, then exec an Airflow component: dagfleet run -- scheduler")
     run.add_argument("--require-sync", action="store_true", help="do not start when the sync found nothing usable")
     run.add_argument("args", nargs=argparse.REMAINDER, help="the command, after --")
+    task = sub.add_parser("task", help="task pod: write this task's DAG from its pod override, then exec")
+    task.add_argument("args", nargs=argparse.REMAINDER, help="the command, after --")
     watch = sub.add_parser("watch", help="re-sync every DAGFLEET_SYNC_INTERVAL seconds (sidecar)")
     watch.add_argument("--once", action="store_true", help=argparse.SUPPRESS)
     serve = sub.add_parser("serve-config", help="serve a YAML file of workflows as the config API")
@@ -421,6 +435,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_sync(settings)
         if options.command == "run":
             return cmd_run(settings, _strip_dashdash(options.args), options.require_sync)
+        if options.command == "task":
+            return cmd_task(settings, _strip_dashdash(options.args))
         if options.command == "watch":
             return cmd_watch(settings, options.once)
         if options.command == "serve-config":

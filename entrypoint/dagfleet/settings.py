@@ -107,6 +107,7 @@ SPEC: dict[str, tuple[Callable[[str], Any], str | None]] = {
     "DAGFLEET_EXEC": (_text, None),
     "DAGFLEET_METRICS_PORT": (_port, ""),
     "DAGFLEET_STUCK_AFTER": (_optional_positive_float, ""),
+    "DAGFLEET_TASK_WORKFLOW": (_text, None),  # set on task pods by the DAG's pod override (dagfleet.taskpod)
 }
 
 

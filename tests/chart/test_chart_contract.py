@@ -86,6 +86,9 @@ def _case(scenario: str, where: str, c: dict[str, Any], config_maps: dict[str, d
         command = command[2:]
     if not command:  # the image's entrypoint: dumb-init -- dagfleet run -- ARGS
         return Case(scenario, where, tuple(args) or KUBERNETES_EXECUTOR_ARGS, None, env)
+    if command[1:2] == ["task"]:  # task pod: `dagfleet task --` + what KubernetesExecutor puts in the args
+        args = args or list(KUBERNETES_EXECUTOR_ARGS)
+        return Case(scenario, where, tuple(args), tuple(command[1:] + args), env)
     if command[0] == "dagfleet":  # a dagfleet command: check the environment, parse the arguments
         return Case(scenario, where, ("version",), tuple(command[1:] + args), env)
     return Case(scenario, where, tuple(command + args), None, env)
@@ -131,11 +134,11 @@ class TestContractShape:
         assert {c.scenario for c in CASES} == set(SCENARIOS)
 
     def test_covers_components_sidecar_and_reference_api(self) -> None:
-        checks = {c.check[0] for c in CASES if c.subcommand is None}
+        checks = {c.check[0] for c in CASES if c.subcommand is None or c.subcommand[0] == "task"}
         assert {"scheduler", "dag-processor", "airflow", "bash", "python"} <= checks
         # The api-server and triggerer do not sync: straight to the official entrypoint.
         assert {("/entrypoint", "api-server"), ("/entrypoint", "triggerer")} <= {c.check[:2] for c in CASES}
-        assert {c.subcommand[0] for c in CASES if c.subcommand} == {"watch", "serve-config"}
+        assert {c.subcommand[0] for c in CASES if c.subcommand} == {"watch", "serve-config", "task"}
 
     def test_only_documented_dagfleet_variables(self) -> None:
         documented = documented_variables()

@@ -78,7 +78,7 @@ class TestEveryPod:
             assert "@sha256:" in name or (":" in name and not name.endswith(":latest")), c["image"]
 
 
-AIRFLOW = [(s, w) for s, w in WORKLOADS if not w["metadata"]["name"].endswith(("-postgresql", "-statsd"))]
+AIRFLOW = [(s, w) for s, w in WORKLOADS if not w["metadata"]["name"].endswith(("-postgresql", "-statsd", "-redis"))]
 LONG_RUNNING = [(s, w) for s, w in WORKLOADS if w["kind"] not in ONE_SHOT]
 
 
@@ -117,6 +117,10 @@ class TestEveryLongRunningPod:
                 expected.add("checksum/config-api-secret")
             elif name.endswith(("-airflow", "-keys")):
                 expected.add("checksum/airflow-secret")
+            elif "broker" in name:  # CeleryExecutor: the broker URL
+                expected.add("checksum/broker-secret")
+            elif "redis" in name:  # CeleryExecutor: the bundled Redis password
+                expected.add("checksum/redis-secret")
         for name in config_maps:
             if name.endswith("-airflow-config"):
                 expected.add("checksum/airflow-config")

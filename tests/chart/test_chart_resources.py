@@ -148,15 +148,36 @@ class TestKubernetesExecutorPodTemplate:
     def test_only_with_kubernetes_executor(self) -> None:
         assert list(pod_templates(render_chart())) == []
 
-    def test_base_container_starts_through_the_entrypoint(self) -> None:
+    def test_base_container_starts_with_dagfleet_task(self) -> None:
+        """Airflow sets only the args; `dagfleet task` writes the task's DAG, then /entrypoint runs it."""
         pod = self.pod()
         base = container(pod, "base")
-        assert "command" not in base and "args" not in base  # Airflow sets the args, the entrypoint syncs
+        assert base["command"] == ["dumb-init", "--", "dagfleet", "task", "--"]
+        assert "args" not in base
         env = env_of(base)
         assert env["DAGFLEET_DAGS_FOLDER"] == "/opt/airflow/dags"
         assert env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"].endswith(":8080/execution/")
         assert pod["spec"]["restartPolicy"] == "Never"
         assert pod["spec"]["serviceAccountName"] == "dagfleet-worker"
+
+    def test_no_database_wait_in_task_pods(self) -> None:
+        """The official /entrypoint would wait for a database task pods do not have (issue 16)."""
+        assert env_of(container(self.pod(), "base"))["CONNECTION_CHECK_MAX_COUNT"] == "0"
+
+    def test_no_config_api_in_task_pods_by_default(self) -> None:
+        pod = self.pod({"configApi": {"url": "https://config.example.com", "apiKey": "k"}})
+        env = env_of(container(pod, "base"))
+        assert not {"DAGFLEET_API_URL", "DAGFLEET_API_KEY_FILE", "DAGFLEET_API_KEY"} & env.keys()
+        assert "config-api-key" not in {v["name"] for v in pod["spec"]["volumes"]}
+        assert {v["name"] for v in pod["spec"]["volumes"]} >= {"dags", "logs", "tmp", "airflow-config"}
+
+    def test_sync_fallback_gives_the_config_api(self) -> None:
+        values = {"configApi": {"url": "https://config.example.com", "apiKey": "k"}, "workers": {"syncFallback": True}}
+        pod = self.pod(values)
+        env = env_of(container(pod, "base"))
+        assert env["DAGFLEET_API_URL"] == "https://config.example.com"
+        assert env["DAGFLEET_API_KEY_FILE"] == "/var/run/secrets/dagfleet/api-key"
+        assert "config-api-key" in {v["name"] for v in pod["spec"]["volumes"]}
 
     def test_task_pods_get_no_airflow_secrets(self) -> None:
         """Tasks talk to the execution API only: no database URL, no Fernet key in task pods."""

@@ -73,7 +73,9 @@ class TestSchemaItself:
 
 BAD_VALUES = [
     pytest.param(
-        {"executor": "CeleryExecutor"}, "value must be one of 'LocalExecutor', 'KubernetesExecutor'", id="executor-enum"
+        {"executor": "SequentialExecutor"},
+        "value must be one of 'LocalExecutor', 'KubernetesExecutor', 'CeleryExecutor'",
+        id="executor-enum",
     ),
     pytest.param({"unknownKey": 1}, "additional properties 'unknownKey' not allowed", id="unknown-top-level-key"),
     pytest.param({"scheduler": {"replica": 2}}, "additional properties 'replica' not allowed", id="typo-in-component"),
