@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 from imagekit import DAG_FOLDER, REPO, Container, HostConfigApi, http_ok, json_line, processes, start_container
 
+from dagfleet.store import TRAILER_PREFIX
+
 pytestmark = pytest.mark.docker
 
 KEY_IN_CONTAINER = "/run/secrets/dagfleet-api-key"
@@ -45,7 +47,10 @@ def test_one_dag_file_per_workflow(standalone: Container, config_api: HostConfig
     dag_files = {name for name in listing.stdout.split() if name.endswith(".py")}
     assert dag_files == {f"{workflow}-mydag.py" for workflow in config_api.workflows}
     copy = standalone.exec("cat", f"{DAG_FOLDER}/{config_api.workflows[0]}-mydag.py")
-    assert copy.stdout == (REPO / "dags" / "mydag.py").read_text(), "the image does not bake the current base DAG"
+    demo = (REPO / "entrypoint" / "dagfleet" / "templates" / "demo.py").read_text()
+    body, _, trailer = copy.stdout.rpartition(TRAILER_PREFIX.decode())
+    assert body.rstrip("\n") == demo.rstrip("\n"), "the image does not bake the current demo template"
+    assert trailer.startswith("dagfleet ") and ", record " in trailer
 
 
 def test_airflow_lists_every_dag_without_import_errors(standalone: Container, config_api: HostConfigApi) -> None:
