@@ -14,11 +14,11 @@ import os
 import shutil
 import tempfile
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from bench import freshness_bench, parse_bench, report, sync_bench
+from bench import dagproc_bench, freshness_bench, parse_bench, report, sync_bench
 from bench.common import ROOT, log, machine
 
 
@@ -33,10 +33,17 @@ class Plan:
     parse_hang_files: int
     fresh_interval: float
     fresh_changes: int
+    # issue #15: real dag-processor, Airflow's defaults vs dagfleet's (bench/dagproc_bench.py)
+    dagproc_sizes: tuple[int, ...] = (1000, 10000)
+    dagproc_sync_interval: float = 10.0
+    dagproc_steady_window: float = 60.0
+    dagproc_events: int = 12
+    dagproc_event_timeout: float = 330.0
 
 
 FULL = Plan((10, 100, 1000, 10000), (10, 100, 1000, 10000), (10, 100, 1000), (1000, 10000), 50, 20, 2, 5.0, 10)
-QUICK = Plan((10, 100), (10, 100), (10, 100), (100,), 6, 4, 1, 2.0, 3)
+QUICK = Plan((10, 100), (10, 100), (10, 100), (100,), 6, 4, 1, 2.0, 3, (100,), 10.0, 20.0, 3, 60.0)
+PARTS = ("sync", "parse", "freshness", "dagproc")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -44,10 +51,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", default=os.environ.get("BENCH_QUICK", "") not in ("", "0"))
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     parser.add_argument("--update-docs", action="store_true", help="refresh docs/benchmarks.{md,json} (full runs)")
-    parser.add_argument("--only", choices=("sync", "parse", "freshness"), action="append", help="run only these parts")
+    parser.add_argument("--only", choices=PARTS, action="append", help="run only these parts")
+    parser.add_argument(
+        "--dagproc-sizes", type=lambda v: tuple(int(x) for x in v.split(",")), help="fleet sizes for dagproc, e.g. 1000"
+    )
     options = parser.parse_args(argv)
     plan = QUICK if options.quick else FULL
-    parts = set(options.only or ("sync", "parse", "freshness"))
+    if options.dagproc_sizes:
+        plan = replace(plan, dagproc_sizes=options.dagproc_sizes)
+    parts = set(options.only or PARTS)
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     out = options.out / stamp
     out.mkdir(parents=True, exist_ok=True)
@@ -77,6 +89,17 @@ def main(argv: list[str] | None = None) -> int:
             t = time.perf_counter()
             results["freshness"] = freshness_bench.run(work, plan.fresh_interval, plan.fresh_changes)
             results["freshness"]["elapsed_s"] = time.perf_counter() - t
+        if "dagproc" in parts:
+            t = time.perf_counter()
+            results["dagproc"] = dagproc_bench.run(
+                work,
+                list(plan.dagproc_sizes),
+                plan.dagproc_sync_interval,
+                plan.dagproc_steady_window,
+                plan.dagproc_events,
+                plan.dagproc_event_timeout,
+            )
+            results["dagproc"]["elapsed_s"] = time.perf_counter() - t
     finally:
         shutil.rmtree(work, ignore_errors=True)
     results["machine"]["loadavg_end"] = list(os.getloadavg())
@@ -89,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     shutil.copyfile(out / "results.md", options.out / "latest.md")
     log(f"done in {results['elapsed_s']:.0f}s: {out / 'results.md'}")
     if options.update_docs:
-        if options.quick or parts != {"sync", "parse", "freshness"}:
+        if options.quick or parts != set(PARTS):
             log("not updating docs/benchmarks.md from a quick or partial run")
         else:
             report.update_docs(results, markdown)

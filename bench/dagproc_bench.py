@@ -1,0 +1,359 @@
+"""Issue #15: parse work and freshness inside Airflow, Airflow's defaults vs dagfleet's.
+
+For each fleet size and each setting (``airflow``: Airflow's own dag-processor defaults;
+``dagfleet``: dagfleet.parsing.DAG_PROCESSOR_DEFAULTS) one after the other, on the same machine
+and in the same run:
+
+1. ``dagfleet watch`` (sync interval ``sync_interval``) syncs ``n`` workflows from the counting
+   reference server into a fresh DAG folder; a fresh SQLite metadata DB (copied from one migrated
+   template) and one real ``airflow dag-processor`` are started.
+2. **cold**: seconds from starting the dag-processor until every workflow has a serialized DAG.
+3. **steady**: CPU of the dag-processor's process tree (itself, its parser children, reaped or
+   alive) over ``steady_window`` seconds with nothing changing, in cores (CPU seconds / wall
+   seconds). The watch sidecar's CPU is reported separately.
+4. **events**, at random moments about ``sync_interval / 2`` apart, all measured from the moment
+   the config API's file changed, by polling Airflow's database (every ``POLL`` s):
+   - config changed: the workflow's ``description`` changed; done when ``dag.description`` in the
+     DB holds the new text (it is written with the new serialized DAG);
+   - new workflow: *visible* when its ``dag`` row exists, *runnable* when it also has a
+     serialized DAG and is not stale (what the scheduler needs to create a run);
+   - removed workflow: done when its ``dag`` row is ``is_stale``.
+   Every event has a deadline (``event_timeout`` after it); a missed one counts as a timeout and
+   is reported as such, never silently dropped.
+5. One of the new workflows is triggered with ``airflow dags trigger`` to show it is runnable.
+
+Every loop is bounded in time and count. Nothing here is a test: it measures.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+import shutil
+import signal
+import sqlite3
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from bench import apiserver, workload
+from bench.common import BIN, base_env, log
+from dagfleet.parsing import DAG_PROCESSOR_DEFAULTS, env_name
+
+POLL = 0.5
+EVENT_KEYS = (("change", "config_change_s"), ("new", "new_runnable_s"), ("remove", "removed_stale_s"))
+SETTINGS: dict[str, dict[str, str]] = {"airflow": {}, "dagfleet": dict(DAG_PROCESSOR_DEFAULTS)}
+
+
+def percentiles(values: list[float]) -> dict[str, float]:
+    if not values:
+        return {}
+    ordered = sorted(values)
+
+    def pick(q: float) -> float:
+        return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
+
+    return {"n": len(ordered), "p50": pick(0.5), "p95": pick(0.95), "max": ordered[-1], "min": ordered[0]}
+
+
+def _migrate_template(work: Path) -> Path:
+    home = work / "dagproc-template"
+    if not (home / "airflow.db").exists():
+        home.mkdir(parents=True, exist_ok=True)
+        log("dagproc: airflow db migrate (template metadata DB, copied per setting)")
+        subprocess.run(
+            [str(BIN / "airflow"), "db", "migrate"],
+            env=base_env(AIRFLOW_HOME=str(home)),
+            check=True,
+            capture_output=True,
+            timeout=600,
+        )
+    return home
+
+
+class Db:
+    """Read-only look at the dag-processor's SQLite metadata DB."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def _query(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        connection = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=10)
+        try:
+            return connection.execute(sql, args).fetchall()
+        finally:
+            connection.close()
+
+    def serialized_count(self) -> int:
+        return int(self._query("SELECT count(DISTINCT dag_id) FROM serialized_dag")[0][0])
+
+    def dags(self) -> dict[str, tuple[str | None, bool, bool]]:
+        """dag_id -> (description, is_stale, has a serialized DAG)."""
+        rows = self._query(
+            "SELECT d.dag_id, d.description, d.is_stale, "
+            "EXISTS (SELECT 1 FROM serialized_dag s WHERE s.dag_id = d.dag_id) FROM dag d"
+        )
+        return {r[0]: (r[1], bool(r[2]), bool(r[3])) for r in rows}
+
+
+@dataclass
+class Tree:
+    """CPU seconds of a process and all its descendants, including reaped children."""
+
+    process: psutil.Process
+    _dead: float = field(default=0.0)
+
+    def cpu(self) -> float:
+        try:
+            times = self.process.cpu_times()
+            total = times.user + times.system + times.children_user + times.children_system
+            for child in self.process.children(recursive=True):
+                with contextlib.suppress(psutil.Error):
+                    c = child.cpu_times()
+                    total += c.user + c.system
+        except psutil.Error:
+            return float("nan")
+        return total
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    """SIGINT the process group, then SIGTERM, then SIGKILL (each bounded)."""
+    for sig, wait in ((signal.SIGINT, 30), (signal.SIGTERM, 10), (signal.SIGKILL, 10)):
+        if process.poll() is not None:
+            break
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, sig)
+        try:
+            process.wait(wait)
+        except subprocess.TimeoutExpired:
+            continue
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+
+
+@contextlib.contextmanager
+def _started(argv: list[str], env: dict[str, str], log_file: Path) -> Iterator[subprocess.Popen[bytes]]:
+    with log_file.open("wb") as handle:
+        process = subprocess.Popen(argv, env=env, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            yield process
+        finally:
+            _stop(process)
+
+
+def _wait(check: Any, timeout: float, what: str, process: subprocess.Popen[bytes] | None = None) -> float | None:
+    start = time.perf_counter()
+    while time.perf_counter() - start < timeout:
+        if check():
+            return time.perf_counter() - start
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"{what}: the process exited with {process.returncode}")
+        time.sleep(POLL)
+    return None
+
+
+@dataclass
+class Event:
+    kind: str  # "change" | "new" | "remove"
+    workflow_id: str
+    at: float
+    text: str = ""
+    visible: float | None = None
+    done: float | None = None
+
+
+def _run_events(
+    db: Db,
+    file: Path,
+    workflows: dict[str, dict[str, Any]],
+    plan: list[tuple[str, str]],
+    sync_interval: float,
+    event_timeout: float,
+    rng: random.Random,
+    processor: subprocess.Popen[bytes],
+) -> list[Event]:
+    """Apply ``plan`` to the served file at random moments; poll the DB until every event is
+    done or past its deadline."""
+    events: list[Event] = []
+    pending: list[Event] = []
+    next_at = time.perf_counter() + rng.uniform(0, sync_interval)
+    queue = list(plan)
+    hard_stop = time.perf_counter() + len(plan) * sync_interval + event_timeout + 60
+    while (queue or pending) and time.perf_counter() < hard_stop:
+        now = time.perf_counter()
+        if queue and now >= next_at:
+            kind, workflow_id = queue.pop(0)
+            event = Event(kind, workflow_id, 0.0)
+            if kind == "change":
+                event.text = f"changed at {time.time():.3f}"
+                workflows[workflow_id] = {**workflows[workflow_id], "description": event.text}
+            elif kind == "new":
+                workflows[workflow_id] = workload.example(workload.POD_FREE)
+            else:
+                workflows.pop(workflow_id)
+            workload.write_workflows(file, workflows)
+            event.at = time.perf_counter()
+            events.append(event)
+            pending.append(event)
+            next_at = event.at + rng.uniform(0, sync_interval)
+        if processor.poll() is not None:
+            raise RuntimeError(f"dag-processor exited with {processor.returncode}")
+        if pending:
+            dags = db.dags()
+            now = time.perf_counter()
+            for event in list(pending):
+                row = dags.get(event.workflow_id)
+                if event.kind == "change" and row is not None and row[0] == event.text:
+                    event.done = now - event.at
+                elif event.kind == "new" and row is not None:
+                    if event.visible is None:
+                        event.visible = now - event.at
+                    if row[2] and not row[1]:
+                        event.done = now - event.at
+                elif event.kind == "remove" and row is not None and row[1]:
+                    event.done = now - event.at
+                if event.done is not None or now - event.at > event_timeout:
+                    pending.remove(event)
+        time.sleep(POLL)
+    return events
+
+
+def _trigger(env: dict[str, str], dag_id: str, log_file: Path) -> bool:
+    """``airflow dags trigger``: the new DAG is runnable (a queued run in the DB)."""
+    with log_file.open("ab") as handle:
+        for argv in (["dags", "unpause", dag_id], ["dags", "trigger", dag_id]):
+            result = subprocess.run(
+                [str(BIN / "airflow"), *argv],
+                env=env,
+                stdout=handle,
+                stderr=subprocess.STDOUT,
+                timeout=300,
+                check=False,
+            )
+            if result.returncode != 0:
+                return False
+    return True
+
+
+def run_one(
+    work: Path,
+    template: Path,
+    setting: str,
+    n: int,
+    sync_interval: float,
+    steady_window: float,
+    events: int,
+    event_timeout: float,
+    cold_timeout: float,
+    seed: int = 15,
+) -> dict[str, Any]:
+    rng = random.Random(seed)
+    case = work / f"dagproc-{setting}-{n}"
+    shutil.rmtree(case, ignore_errors=True)
+    dags = case / "dags"
+    home = case / "airflow-home"
+    home.mkdir(parents=True)
+    shutil.copyfile(template / "airflow.db", home / "airflow.db")
+    workflows = workload.fleet(n)
+    file = workload.write_workflows(case / "workflows.json", workflows)
+    airflow_env = base_env(
+        AIRFLOW_HOME=str(home),
+        AIRFLOW__CORE__DAGS_FOLDER=str(dags),
+        AIRFLOW__LOGGING__LOGGING_LEVEL="WARNING",
+        DO_NOT_TRACK="1",
+        SCARF_NO_ANALYTICS="true",
+        **{env_name(k): v for k, v in SETTINGS[setting].items()},
+    )
+    result: dict[str, Any] = {"setting": setting, "workflows": n, "config": SETTINGS[setting]}
+    db = Db(home / "airflow.db")
+    with apiserver.running(file, "objects") as server:
+        watch_env = base_env(
+            DAGFLEET_DAGS_FOLDER=str(dags),
+            DAGFLEET_SYNC_INTERVAL=f"{sync_interval:g}",
+            DAGFLEET_LOG_LEVEL="WARNING",
+            DAGFLEET_API_URL=server.url,
+        )
+        with _started([str(BIN / "dagfleet"), "watch"], watch_env, case / "watch.log") as watch:
+            last = dags / f"wf{n - 1:05d}-mydag.py"
+            if _wait(last.exists, 600, "dagfleet watch", watch) is None:
+                raise RuntimeError("dagfleet watch did not complete its first sync within 600 s")
+            with _started([str(BIN / "airflow"), "dag-processor"], airflow_env, case / "dag-processor.log") as proc:
+                started = time.perf_counter()
+                cold = _wait(
+                    lambda: db.path.exists() and db.serialized_count() >= n, cold_timeout, "dag-processor", proc
+                )
+                result["cold_full_pass_s"] = cold if cold is not None else None
+                result["cold_timeout_s"] = cold_timeout
+                log(f"dagproc {setting} n={n}: cold full pass {cold if cold is not None else 'timeout'} s")
+                time.sleep(min(10.0, steady_window / 3))
+                tree, watch_tree = Tree(psutil.Process(proc.pid)), Tree(psutil.Process(watch.pid))
+                cpu0, wcpu0, t0 = tree.cpu(), watch_tree.cpu(), time.perf_counter()
+                time.sleep(steady_window)
+                cpu1, wcpu1, t1 = tree.cpu(), watch_tree.cpu(), time.perf_counter()
+                result["steady_cores"] = (cpu1 - cpu0) / (t1 - t0)
+                result["watch_cores"] = (wcpu1 - wcpu0) / (t1 - t0)
+                result["steady_window_s"] = t1 - t0
+                log(f"dagproc {setting} n={n}: steady {result['steady_cores']:.3f} cores")
+                n_new = max(1, events // 3)
+                plan: list[tuple[str, str]] = []
+                changed = rng.sample(range(n), events + n_new)
+                for k in range(max(events, n_new)):
+                    if k < events:
+                        plan.append(("change", f"wf{changed[k]:05d}"))
+                    if k < n_new:
+                        plan.append(("new", f"new{k:05d}"))
+                        plan.append(("remove", f"wf{changed[events + k]:05d}"))
+                done = _run_events(db, file, workflows, plan, sync_interval, event_timeout, rng, proc)
+                result["elapsed_s"] = time.perf_counter() - started
+                for kind, key in EVENT_KEYS:
+                    mine = [e for e in done if e.kind == kind]
+                    result[key] = percentiles([e.done for e in mine if e.done is not None])
+                    result[key]["timeouts"] = sum(1 for e in mine if e.done is None)
+                    result[key]["events"] = len(mine)
+                new = [e for e in done if e.kind == "new"]
+                result["new_visible_s"] = percentiles([e.visible for e in new if e.visible is not None])
+                result["event_timeout_s"] = event_timeout
+                log(
+                    f"dagproc {setting} n={n}: change {result['config_change_s']}, new {result['new_runnable_s']}, "
+                    f"removed {result['removed_stale_s']}"
+                )
+                runnable = next((e for e in new if e.done is not None), None)
+                result["trigger_ok"] = (
+                    _trigger(airflow_env, runnable.workflow_id, case / "trigger.log") if runnable else None
+                )
+    return result
+
+
+def run(
+    work: Path,
+    sizes: list[int],
+    sync_interval: float,
+    steady_window: float,
+    events: int,
+    event_timeout: float,
+) -> dict[str, Any]:
+    template = _migrate_template(work)
+    runs: list[dict[str, Any]] = []
+    for n in sizes:
+        for setting in SETTINGS:
+            runs.append(
+                run_one(
+                    work,
+                    template,
+                    setting,
+                    n,
+                    sync_interval,
+                    steady_window,
+                    events,
+                    event_timeout,
+                    cold_timeout=max(600.0, n * 0.6),
+                )
+            )
+            shutil.rmtree(work / f"dagproc-{setting}-{n}", ignore_errors=True)
+    return {"sync_interval_s": sync_interval, "runs": runs}
