@@ -18,8 +18,11 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Mapping
 from pathlib import Path
 from types import FrameType
+
+from dagfleet import parsing
 
 BIN = Path(sys.executable).parent
 # Airflow's components stop on SIGINT within seconds, but LocalExecutor workers ignore SIGINT
@@ -97,6 +100,28 @@ def _secret_file(path: Path, make: str) -> str:
     return path.read_text().strip()
 
 
+def airflow_environment(
+    dagfleet_env: dict[str, str], airflow_home: Path, port: int, environ: Mapping[str, str]
+) -> dict[str, str]:
+    """Airflow's environment in `make run`: ``dagfleet_env`` plus the ``AIRFLOW_*`` settings."""
+    airflow_url = f"http://localhost:{port}"
+    return {
+        **dagfleet_env,
+        "AIRFLOW_HOME": str(airflow_home),
+        "AIRFLOW__CORE__DAGS_FOLDER": dagfleet_env["DAGFLEET_DAGS_FOLDER"],
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__PARALLELISM": "4",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
+        "AIRFLOW__API__PORT": str(port),
+        "AIRFLOW__API__BASE_URL": airflow_url,
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{airflow_url}/execution/",
+        # dagfleet's dag-processor settings, as in the chart and the image (docs/parsing.md); an
+        # AIRFLOW__DAG_PROCESSOR__* variable in the caller's environment wins for its key.
+        **parsing.airflow_env(environ),
+        "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "2",
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--workflows", type=Path, default=Path("examples/workflows.yaml"))
@@ -130,22 +155,7 @@ def main(argv: list[str] | None = None) -> int:
         "DAGFLEET_SYNC_INTERVAL": str(args.sync_interval),
         "DAGFLEET_EXEC": "airflow",
     }
-    airflow_env = {
-        **dagfleet_env,
-        "AIRFLOW_HOME": str(airflow_home),
-        "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__CORE__PARALLELISM": "4",
-        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
-        "AIRFLOW__API__PORT": str(args.port),
-        "AIRFLOW__API__BASE_URL": airflow_url,
-        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{airflow_url}/execution/",
-        # New or removed workflows show up within seconds, not the 5-minute default.
-        "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
-        "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "10",
-        "AIRFLOW__DAG_PROCESSOR__STALE_DAG_THRESHOLD": "10",
-        "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "2",
-    }
+    airflow_env = airflow_environment(dagfleet_env, airflow_home, args.port, os.environ)
 
     stack = Stack(run_dir)
     stopping = False
