@@ -36,7 +36,7 @@ import sqlite3
 import subprocess
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -107,7 +107,6 @@ class Tree:
     """CPU seconds of a process and all its descendants, including reaped children."""
 
     process: psutil.Process
-    _dead: float = field(default=0.0)
 
     def cpu(self) -> float:
         try:
