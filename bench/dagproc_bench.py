@@ -298,6 +298,7 @@ def run_one(
                 result["steady_cores"] = (cpu1 - cpu0) / (t1 - t0)
                 result["watch_cores"] = (wcpu1 - wcpu0) / (t1 - t0)
                 result["steady_window_s"] = t1 - t0
+                result["loadavg_steady"] = os.getloadavg()[0]  # the machine is shared: how busy it was
                 log(f"dagproc {setting} n={n}: steady {result['steady_cores']:.3f} cores")
                 n_new = max(1, events // 3)
                 plan: list[tuple[str, str]] = []
