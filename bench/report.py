@@ -485,6 +485,16 @@ def render_dagproc(dagproc: dict[str, Any] | None) -> list[str]:
         "`> T`: not seen within the event timeout T s. *triggered*: `airflow dags trigger` of a new workflow's "
         "DAG succeeded."
     )
+    loads = [
+        f"{r['setting']} {r['workflows']:,}: {r['loadavg_steady']:.1f}"
+        for r in dagproc["runs"]
+        if "loadavg_steady" in r
+    ]
+    if loads:
+        out.append("")
+        out.append(
+            "Load average (1 min) at the end of each steady-state window (2 shared cores): " + "; ".join(loads) + "."
+        )
     out.append("")
     return out
 
