@@ -14,5 +14,5 @@ $(BENCH_DEPS)/dagfactory/__init__.py: | $(UV)
 	  || echo "dag-factory $(DAGFACTORY_VERSION) could not be installed: benchmarking without it"
 
 .PHONY: bench
-bench: venv $(BENCH_DEPS)/dagfactory/__init__.py ## Benchmarks of issues #8 and #15 (over an hour: real dag-processor at 1,000 and 10,000 workflows; refreshes docs/benchmarks.md; BENCH_QUICK=1: ~8 min smoke; BENCH_ARGS="--only dagproc --dagproc-sizes 1000": ~25 min)
+bench: venv $(BENCH_DEPS)/dagfactory/__init__.py ## Benchmarks of issues #8 and #15 (over an hour: real dag-processor at 1,000 and 10,000 workflows; refreshes docs/benchmarks.md; BENCH_QUICK=1: ~8 min smoke; BENCH_ARGS="--only dagproc --dagproc-sizes 1000": ~30 min)
 	$(BIN)/python -m bench $(if $(filter-out 0,$(BENCH_QUICK)),--quick,--update-docs) $(BENCH_ARGS)
