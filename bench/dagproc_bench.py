@@ -44,6 +44,7 @@ import psutil
 
 from bench import apiserver, workload
 from bench.common import BIN, base_env, log
+from dagfleet import store
 from dagfleet.parsing import DAG_PROCESSOR_DEFAULTS, env_name
 
 POLL = 0.5
@@ -279,7 +280,7 @@ def run_one(
             DAGFLEET_API_URL=server.url,
         )
         with _started([str(BIN / "dagfleet"), "watch"], watch_env, case / "watch.log") as watch:
-            last = dags / f"wf{n - 1:05d}-mydag.py"
+            last = dags / store.dag_file_name(f"wf{n - 1:05d}")
             if _wait(last.exists, 600, "dagfleet watch", watch) is None:
                 raise RuntimeError("dagfleet watch did not complete its first sync within 600 s")
             with _started([str(BIN / "airflow"), "dag-processor"], airflow_env, case / "dag-processor.log") as proc:
