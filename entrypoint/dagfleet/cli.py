@@ -260,13 +260,15 @@ def _start_metrics(settings: Settings, materializer: Materializer) -> _Probes | 
         metrics.instrument(materializer.client)  # every answer of the config API, by status code
     health = Health(limit, metrics)
     try:
-        server = MetricsServer(settings.metrics_port, metrics, health).start()
+        server = MetricsServer(
+            settings.metrics_port, metrics, health, status=lambda: fleetstatus.load(settings).to_json()
+        ).start()
     except OSError as err:
         raise DagfleetError(
             f"cannot serve metrics on port {settings.metrics_port}: {err.strerror}; "
             "set DAGFLEET_METRICS_PORT to a free port or unset it"
         ) from None
-    log.info("serving /metrics, /healthz and /readyz on port %d (stuck after %gs)", server.port, limit)
+    log.info("serving /metrics, /healthz, /readyz and /status.json on port %d (stuck after %gs)", server.port, limit)
     return _Probes(metrics, health, server)
 
 

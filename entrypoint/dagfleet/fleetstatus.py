@@ -157,6 +157,33 @@ def _manifest_ids(store: FleetStore) -> dict[str, str]:
     return {i: n for n, i in store.manifest().items() if (store.dags / n).exists()}
 
 
+def from_json(data: dict[str, Any]) -> FleetStatus:
+    """A FleetStatus back from its ``to_json`` (what a watch's /status.json serves); raises
+    ValueError (or KeyError, TypeError) on anything else."""
+    workflows = [
+        WorkflowStatus(
+            workflow_id=str(w["workflow_id"]),
+            state=State(w["state"]),
+            source=str(w["source"]),
+            template=str(w.get("template", "-")),
+            stored_at=_number(w.get("stored_at")),
+            problem=w["problem"] if isinstance(w.get("problem"), str) else None,
+            dag_file=w["dag_file"] if isinstance(w.get("dag_file"), str) else None,
+        )
+        for w in data["workflows"]
+    ]
+    return FleetStatus(
+        outcome=str(data["outcome"]),
+        summary=str(data["summary"]),
+        attempted_at=_number(data.get("attempted_at")),
+        duration_seconds=_number(data.get("duration_seconds")),
+        last_success=_number(data.get("last_success")),
+        source=str(data.get("source", "-")),
+        problems=[str(p) for p in data.get("problems") or []],
+        workflows=workflows,
+    )
+
+
 def load(settings: Settings) -> FleetStatus:
     """The fleet as the last recorded sync left it, completed from the files on disk (the
     manifest, and each workflow's record for its template and stored time)."""

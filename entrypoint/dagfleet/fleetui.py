@@ -1,7 +1,10 @@
 """The Fleet page in Airflow's UI: the table of ``dagfleet status``, served by the api-server.
 
 A FastAPI app (mounted by the plugin under ``/dagfleet``) renders the page from the dags folder's
-``.dagfleet/status.json`` (``fleetstatus.load``); an external view puts it in Airflow's navigation.
+``.dagfleet/status.json`` (``fleetstatus.load``), or, when ``DAGFLEET_STATUS_URL`` is set (the
+chart: the api-server has no dags folder), from a watch sidecar's ``/status.json`` (one GET with a
+short timeout; when it fails the page says so in one line). An external view puts it in Airflow's
+navigation.
 Both need a logged-in user allowed to read DAGs: the browser's Airflow session cookie (or a
 ``Bearer`` token) is checked by Airflow's own security dependencies, imported only when a request
 comes (the plugin module is also loaded by the dag-processor, which must stay light).
@@ -24,12 +27,16 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from dagfleet import fleetstatus
-from dagfleet.settings import Settings
+from dagfleet.errors import DagfleetError
+from dagfleet.settings import Settings, _read
 
 if TYPE_CHECKING:
     from fastapi import FastAPI, Request
 
 URL_PREFIX = "/dagfleet"
+# DAGFLEET_STATUS_URL: (connect, read) seconds. The page is rendered in a worker thread of the
+# api-server: a dead sidecar costs one page view at most this long, never the api-server.
+STATUS_URL_TIMEOUT = (2.0, 3.0)
 # The nav entry: Airflow shows `href` (relative to its base URL) in an iframe at /plugin/<url_route>.
 EXTERNAL_VIEW = {
     "name": "Fleet",
@@ -81,6 +88,44 @@ def _when(timestamp: float | None, now: float) -> str:
         return "never"
     shown = datetime.fromtimestamp(timestamp, tz=UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
     return f"{shown} ({max(now - timestamp, 0):.0f}s ago)"
+
+
+class StatusUnavailable(Exception):
+    """The status could not be read (DAGFLEET_STATUS_URL unreachable or not a status): one line."""
+
+
+def fetch_status(url: str, timeout: tuple[float, float] = STATUS_URL_TIMEOUT) -> fleetstatus.FleetStatus:
+    """One GET of a watch's /status.json; StatusUnavailable (one line naming the URL) on any failure."""
+    import requests
+
+    try:
+        response = requests.get(url, timeout=timeout, allow_redirects=False)
+        response.raise_for_status()
+    except requests.RequestException as err:
+        reason = type(err).__name__ if not isinstance(err, requests.HTTPError) else f"HTTP {err.response.status_code}"
+        raise StatusUnavailable(
+            f"cannot read the fleet status from DAGFLEET_STATUS_URL {url} ({reason}): "
+            "check that the dag-processor's dag-sync sidecar is running with its metrics port on"
+        ) from None
+    try:
+        return fleetstatus.from_json(response.json())
+    except (ValueError, KeyError, TypeError):  # requests' JSONDecodeError is a ValueError
+        raise StatusUnavailable(
+            f"DAGFLEET_STATUS_URL {url} did not answer a dagfleet status: point it at a watch's /status.json"
+        ) from None
+
+
+def render_unavailable(message: str) -> str:
+    """The page when the status cannot be read: one line, no traceback."""
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>dagfleet: Fleet</title><style>{_STYLE}</style></head>
+<body>
+<h1>Fleet</h1>
+<div class="summary bad" id="summary">
+<p class="problem" id="unavailable">{html.escape(message)}</p>
+</div>
+</body></html>
+"""
 
 
 def render_page(status: fleetstatus.FleetStatus, now: float) -> str:
@@ -139,6 +184,13 @@ async def _authorize(request: Request) -> None:
 
 
 def _status() -> fleetstatus.FleetStatus:
+    """From DAGFLEET_STATUS_URL when set, else from the local dags folder."""
+    try:
+        url = _read(os.environ, "DAGFLEET_STATUS_URL")
+    except DagfleetError as err:
+        raise StatusUnavailable(str(err)) from None
+    if url:
+        return fetch_status(url)
     return fleetstatus.load(Settings(dags_folder=dags_folder()))
 
 
@@ -157,10 +209,18 @@ def fastapi_app() -> dict[str, Any]:
 
     @app.get("/", response_class=HTMLResponse, dependencies=[Depends(_authorize)])
     def page() -> HTMLResponse:
-        return HTMLResponse(render_page(_status(), time.time()), headers={"Cache-Control": "no-store"})
+        try:
+            text = render_page(_status(), time.time())
+        except StatusUnavailable as err:
+            return HTMLResponse(render_unavailable(str(err)), status_code=502, headers={"Cache-Control": "no-store"})
+        return HTMLResponse(text, headers={"Cache-Control": "no-store"})
 
     @app.get("/status.json", dependencies=[Depends(_authorize)])
     def status_json() -> JSONResponse:
-        return JSONResponse(_status().to_json(), headers={"Cache-Control": "no-store"})
+        try:
+            data = _status().to_json()
+        except StatusUnavailable as err:
+            return JSONResponse({"error": str(err)}, status_code=502, headers={"Cache-Control": "no-store"})
+        return JSONResponse(data, headers={"Cache-Control": "no-store"})
 
     return {"app": app, "url_prefix": URL_PREFIX, "name": "dagfleet fleet"}

@@ -5,6 +5,8 @@
                   ``stuck_after`` seconds (stuck on a lock, a hung request, a dead thread)
 ``GET /readyz``   200 once the first sync finished (whatever its outcome: an API outage must not
                   take Airflow's pods out of their Service; the metrics and alerts say it failed)
+``GET /status.json`` the same JSON as ``dagfleet status --json``, read from the store on each request
+                  (what the Fleet page of an api-server without the dags folder reads: DAGFLEET_STATUS_URL)
 
 The watch loop calls ``beat``, ``observe_sync`` and ``observe_error``; the config API client's
 ``requests.Session`` gets a response hook (``instrument``) for the per-status-code counter.
@@ -12,6 +14,7 @@ The watch loop calls ``beat``, ``observe_sync`` and ``observe_error``; the confi
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -196,7 +199,10 @@ class _QuietHandler(WSGIRequestHandler):
         """Probes every few seconds would flood the sidecar's log."""
 
 
-def make_app(metrics: FleetMetrics, health: Health) -> Callable[[dict[str, Any], StartResponse], Iterable[bytes]]:
+def make_app(
+    metrics: FleetMetrics, health: Health, fleet_status: Callable[[], dict[str, Any]] | None = None
+) -> Callable[[dict[str, Any], StartResponse], Iterable[bytes]]:
+    """``fleet_status``: the fleet status as ``dagfleet status --json`` prints it (None: no /status.json)."""
     exposition = make_wsgi_app(metrics.registry)
 
     def app(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
@@ -208,17 +214,28 @@ def make_app(metrics: FleetMetrics, health: Health) -> Callable[[dict[str, Any],
             return [text.encode()]
         if path == "/metrics":
             return exposition(environ, start_response)
+        if path == "/status.json" and fleet_status is not None:
+            body = json.dumps(fleet_status(), sort_keys=True).encode()
+            start_response("200 OK", [("Content-Type", "application/json"), ("Cache-Control", "no-store")])
+            return [body]
         start_response("404 Not Found", [("Content-Type", "text/plain; charset=utf-8")])
-        return [b"not found: try /metrics, /healthz or /readyz\n"]
+        return [b"not found: try /metrics, /healthz, /readyz or /status.json\n"]
 
     return app
 
 
 class MetricsServer:
-    """The HTTP server of /metrics, /healthz and /readyz, in a daemon thread."""
+    """The HTTP server of /metrics, /healthz, /readyz (and /status.json), in a daemon thread."""
 
-    def __init__(self, port: int, metrics: FleetMetrics, health: Health, host: str = "") -> None:
-        self.server = make_server(host, port, make_app(metrics, health), _Server, _QuietHandler)
+    def __init__(
+        self,
+        port: int,
+        metrics: FleetMetrics,
+        health: Health,
+        host: str = "",
+        status: Callable[[], dict[str, Any]] | None = None,
+    ) -> None:
+        self.server = make_server(host, port, make_app(metrics, health, status), _Server, _QuietHandler)
         self.port = self.server.server_port
         self.thread = threading.Thread(target=self.server.serve_forever, name="dagfleet-metrics", daemon=True)
 

@@ -108,6 +108,7 @@ SPEC: dict[str, tuple[Callable[[str], Any], str | None]] = {
     "DAGFLEET_METRICS_PORT": (_port, ""),
     "DAGFLEET_STUCK_AFTER": (_optional_positive_float, ""),
     "DAGFLEET_TASK_WORKFLOW": (_text, None),  # set on task pods by the DAG's pod override (dagfleet.taskpod)
+    "DAGFLEET_STATUS_URL": (_url, None),
 }
 
 
@@ -184,6 +185,7 @@ class Settings:
     exec_program: str | None = None
     metrics_port: int | None = None  # `dagfleet watch` serves /metrics, /healthz, /readyz here
     stuck_after: float | None = None  # /healthz fails after this long without a loop heartbeat
+    status_url: str | None = None  # the Fleet page reads the status here (a watch's /status.json), not on disk
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -210,6 +212,7 @@ class Settings:
             exec_program=_read(env, "DAGFLEET_EXEC"),
             metrics_port=_read(env, "DAGFLEET_METRICS_PORT"),
             stuck_after=_read(env, "DAGFLEET_STUCK_AFTER"),
+            status_url=_read(env, "DAGFLEET_STATUS_URL"),
         )
 
     @property

@@ -216,3 +216,23 @@ def test_metrics_are_off_without_a_port_and_a_busy_port_is_one_line(tmp_path: Pa
     )
     assert once.returncode == 0, once.stderr
     assert "serving /metrics" not in once.stderr
+
+
+def test_status_json_is_what_dagfleet_status_json_prints(tmp_path: Path) -> None:
+    # A synced and a rejected workflow; a long interval, so nothing changes between the two reads.
+    api = FaultServer().serve_workflows({"a": {"tags": ["t"]}, "b": {"tags": "not-a-list"}})
+    port = _free_port()
+    env = _env(tmp_path, port, DAGFLEET_API_URL=api.url, DAGFLEET_API_KEY=KEY, DAGFLEET_SYNC_INTERVAL="3600")
+    with api, _watch(env):
+        _wait_for(lambda: (r := _get(port, "/readyz")) is not None and r.status_code == 200)
+        served = _get(port, "/status.json")
+        assert served is not None and served.status_code == 200
+        assert served.headers["Content-Type"] == "application/json"
+        printed = subprocess.run(
+            [DAGFLEET, "status", "--json"], env=env, capture_output=True, text=True, timeout=60, check=False
+        )
+    assert printed.returncode == 1  # "b" is rejected: not healthy
+    assert served.json() == json.loads(printed.stdout)
+    assert {w["workflow_id"]: w["state"] for w in served.json()["workflows"]} == {"a": "synced", "b": "rejected"}
+    assert KEY not in served.text
+    assert api.url not in served.text
