@@ -268,6 +268,18 @@ sync-metrics
 {{- end }}
 
 {{/*
+dagfleet.fleetStatusUrl: where the api-server's Fleet page reads the fleet status
+(DAGFLEET_STATUS_URL): the dag-processor's watch sidecar's /status.json, through the
+<fullname>-fleet-status Service. Empty when the sidecar or its metrics port is off (the page then
+reads the api-server's own dags folder, which the chart does not sync). Takes the root context.
+*/}}
+{{- define "dagfleet.fleetStatusUrl" -}}
+{{- if and .Values.dagfleet.watch.enabled .Values.dagfleet.metrics.enabled -}}
+http://{{ include "dagfleet.fullname" . }}-fleet-status.{{ .Release.Namespace }}.svc:{{ .Values.dagfleet.metrics.port }}/status.json
+{{- end -}}
+{{- end }}
+
+{{/*
 dagfleet.syncMetricsEnv: DAGFLEET_METRICS_PORT (and DAGFLEET_STUCK_AFTER) of the watch sidecar
 when dagfleet.metrics.enabled; nothing otherwise. Takes the root context.
 */}}

@@ -139,7 +139,8 @@ class TestNetworkPolicy:
     def test_opens_the_metrics_port_when_policies_are_on(self) -> None:
         scrape_from = [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}]
         values = _values({"scrapeFrom": scrape_from}, networkPolicy={"enabled": True})
-        (doc,) = render_chart(values, show_only=[f"{TEMPLATES}/networkpolicy.yaml"])
+        docs = render_chart(values, show_only=[f"{TEMPLATES}/networkpolicy.yaml"])
+        (doc,) = [d for d in docs if d["metadata"]["name"] == f"{RELEASE}-dag-sync-metrics"]
         (rule,) = doc["spec"]["ingress"]
         assert rule["ports"] == [{"port": "sync-metrics", "protocol": "TCP"}]
         assert rule["from"] == scrape_from
@@ -147,3 +148,50 @@ class TestNetworkPolicy:
     def test_none_without_policies(self) -> None:
         with pytest.raises(HelmFailedError, match="could not find template"):
             render_chart(_values(), show_only=[f"{TEMPLATES}/networkpolicy.yaml"])
+
+
+class TestFleetStatus:
+    """The api-server's Fleet page reads /status.json from the dag-processor's sidecar."""
+
+    URL = f"http://{RELEASE}-fleet-status.{NAMESPACE}.svc:9108/status.json"
+
+    def api_server_env(self, values: dict) -> dict:
+        (doc,) = render_chart(values, show_only=["templates/api-server/deployment.yaml"])
+        return env_of(container(doc, "api-server"))
+
+    def test_service_selects_the_dag_processor_sidecar_port(self) -> None:
+        (svc,) = render_chart(_values(), show_only=[f"{TEMPLATES}/fleet-status-service.yaml"])
+        assert svc["metadata"]["name"] == f"{RELEASE}-fleet-status"
+        assert svc["spec"]["type"] == "ClusterIP"
+        assert svc["spec"]["ports"] == [
+            {"name": "sync-metrics", "port": 9108, "targetPort": "sync-metrics", "protocol": "TCP"}
+        ]
+        assert svc["spec"]["selector"]["app.kubernetes.io/component"] == "dag-processor"
+        (deploy,) = render_chart(_values(), show_only=["templates/dag-processor/deployment.yaml"])
+        labels = deploy["spec"]["template"]["metadata"]["labels"]
+        assert svc["spec"]["selector"].items() <= labels.items()
+
+    def test_api_server_reads_the_status_url(self) -> None:
+        assert self.api_server_env(_values())["DAGFLEET_STATUS_URL"] == self.URL
+        custom = self.api_server_env(_values({"port": 9200}))["DAGFLEET_STATUS_URL"]
+        assert custom == self.URL.replace("9108", "9200")
+
+    @pytest.mark.parametrize(
+        "off", [{"dagfleet": {"metrics": {"enabled": False}}}, {"dagfleet": {"watch": {"enabled": False}}}]
+    )
+    def test_none_without_the_sidecars_metrics(self, off: dict) -> None:
+        values = {**BASE, **off}
+        assert "DAGFLEET_STATUS_URL" not in self.api_server_env(values)
+        with pytest.raises(HelmFailedError, match="could not find template"):
+            render_chart(values, show_only=[f"{TEMPLATES}/fleet-status-service.yaml"])
+
+    def test_network_policy_lets_the_api_server_in(self) -> None:
+        scrape_from = [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}}]
+        values = _values({"scrapeFrom": scrape_from}, networkPolicy={"enabled": True})
+        docs = render_chart(values, show_only=[f"{TEMPLATES}/networkpolicy.yaml"])
+        (doc,) = [d for d in docs if d["metadata"]["name"] == f"{RELEASE}-fleet-status"]
+        assert jmespath.search('spec.podSelector.matchLabels."app.kubernetes.io/component"', doc) == "dag-processor"
+        (rule,) = doc["spec"]["ingress"]
+        assert rule["ports"] == [{"port": "sync-metrics", "protocol": "TCP"}]
+        (peer,) = rule["from"]
+        assert peer["podSelector"]["matchLabels"]["app.kubernetes.io/component"] == "api-server"
