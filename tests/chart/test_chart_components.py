@@ -42,8 +42,10 @@ class TestEveryComponent:
         doc = deployment(component, {"configApi": {"url": "https://cfg.example.com/", "apiKey": "k"}})
         env = env_of(container(doc, component))
         if component not in SYNCING:
-            # The config API key only reaches components that sync.
-            assert not [k for k in env if k.startswith("DAGFLEET_")]
+            # The config API key only reaches components that sync; the api-server gets only where to
+            # read the Fleet page's status (the dag-processor's sidecar).
+            allowed = {"DAGFLEET_STATUS_URL"} if component == "api-server" else set()
+            assert {k for k in env if k.startswith("DAGFLEET_")} == allowed
             assert "config-api-key" not in {v["name"] for v in pod_spec(doc)["volumes"]}
             assert "checksum/config-api-secret" not in doc["spec"]["template"]["metadata"]["annotations"]
             assert env["AIRFLOW__CORE__DAGS_FOLDER"] == "/opt/airflow/dags"

@@ -78,9 +78,11 @@ def chromium_driver(tmp_path: Path) -> Iterator[Any]:
 
 
 @pytest.fixture
-def api_server(tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
+def api_server(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[tuple[str, dict[str, str]]]:
     """A real `airflow api-server` (SimpleAuthManager, one admin with a known password) whose dags
-    folder is the one `dagfleet sync` writes. Yields its URL and the environment to sync with."""
+    folder is the one `dagfleet sync` writes. Yields its URL and the environment to sync with.
+    Indirect parameter: extra environment of the api-server only (e.g. DAGFLEET_STATUS_URL)."""
+    server_only: dict[str, str] = getattr(request, "param", {})
     home = tmp_path / "airflow"
     home.mkdir()
     passwords = home / "passwords.json"
@@ -102,7 +104,7 @@ def api_server(tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
     log = (tmp_path / "api-server.log").open("w+")
     proc = subprocess.Popen(
         [str(BIN / "airflow"), "api-server", "--port", str(port)],
-        env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        env={**env, **server_only}, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )  # fmt: skip
     url = f"http://localhost:{port}"
     try:
@@ -135,6 +137,81 @@ def _sync(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [str(BIN / "dagfleet"), "sync"], env=env, capture_output=True, text=True, timeout=120, check=False
     )
+
+
+def _login_and_open_the_page(driver: Any, url: str) -> dict[str, list[str]]:
+    """Log in through Airflow's UI, open Browse -> Fleet; the rows of its table by workflow."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    wait = WebDriverWait(driver, 90)
+    driver.get(f"{url}/plugin/fleet")
+    wait.until(ec.presence_of_element_located((By.NAME, "username"))).send_keys("admin")
+    driver.find_element(By.NAME, "password").send_keys(PASSWORD)
+    driver.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    frame = wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, "iframe[title='Fleet']")))
+    driver.switch_to.frame(frame)
+    wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, "#fleet tbody tr[data-workflow]")))
+    return {
+        row.get_attribute("data-workflow"): [cell.text for cell in row.find_elements(By.TAG_NAME, "td")]
+        for row in driver.find_elements(By.CSS_SELECTOR, "#fleet tbody tr")
+    }
+
+
+STATUS_PORT = _free_port()
+
+
+@pytest.mark.parametrize(
+    "api_server", [{"DAGFLEET_STATUS_URL": f"http://127.0.0.1:{STATUS_PORT}/status.json"}], indirect=True
+)
+def test_fleet_page_from_a_watch_sidecars_status_url(
+    api_server: tuple[str, dict[str, str]], chromium_driver: Any, config_api_factory: Any, tmp_path: Path
+) -> None:
+    """As in the chart: the api-server's own dags folder is never synced; the page reads a
+    `dagfleet watch` (another dags folder, its metrics port) through DAGFLEET_STATUS_URL."""
+    url, env = api_server
+    api = config_api_factory({"remote": {"tags": ["t"]}, "bad": {"tags": "not-a-list"}}, api_key=KEY)
+    watch_env = {
+        **env,
+        "DAGFLEET_DAGS_FOLDER": str(tmp_path / "sidecar-dags"),
+        "DAGFLEET_API_URL": api.url,
+        "DAGFLEET_API_KEY": KEY,
+        "DAGFLEET_METRICS_PORT": str(STATUS_PORT),
+        "DAGFLEET_SYNC_INTERVAL": "3600",
+    }
+    watch = subprocess.Popen([str(BIN / "dagfleet"), "watch"], env=watch_env, stderr=subprocess.DEVNULL)
+    try:
+
+        def ready() -> bool:
+            try:
+                return requests.get(f"http://127.0.0.1:{STATUS_PORT}/readyz", timeout=5).status_code == 200
+            except requests.ConnectionError:
+                return False
+
+        _wait("the watch's first sync", ready, 120)
+        rows = _login_and_open_the_page(chromium_driver, url)
+        assert set(rows) == {"remote", "bad"}
+        assert rows["remote"][1:4] == ["synced", "demo", "config API"]
+        assert rows["bad"][1] == "rejected" and "tags" in rows["bad"][5]
+        assert not (Path(env["AIRFLOW__CORE__DAGS_FOLDER"]) / ".dagfleet").exists()  # not from the local folder
+    finally:
+        watch.terminate()
+        watch.wait(timeout=30)
+
+    # The sidecar gone: the page is one line naming the URL, no table, no traceback.
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    wait = WebDriverWait(chromium_driver, 90)
+    chromium_driver.switch_to.default_content()
+    chromium_driver.refresh()
+    frame = wait.until(ec.presence_of_element_located((By.CSS_SELECTOR, "iframe[title='Fleet']")))
+    chromium_driver.switch_to.frame(frame)
+    line = wait.until(ec.presence_of_element_located((By.ID, "unavailable"))).text
+    assert f"DAGFLEET_STATUS_URL http://127.0.0.1:{STATUS_PORT}/status.json" in line
+    assert chromium_driver.find_elements(By.ID, "fleet") == []
 
 
 def test_fleet_page_in_airflows_ui(
