@@ -28,7 +28,7 @@ from urllib.parse import quote
 
 from dagfleet import fleetstatus
 from dagfleet.errors import DagfleetError
-from dagfleet.settings import Settings, _read
+from dagfleet.settings import Settings, read_setting
 
 if TYPE_CHECKING:
     from fastapi import FastAPI, Request
@@ -186,7 +186,7 @@ async def _authorize(request: Request) -> None:
 def _status() -> fleetstatus.FleetStatus:
     """From DAGFLEET_STATUS_URL when set, else from the local dags folder."""
     try:
-        url = _read(os.environ, "DAGFLEET_STATUS_URL")
+        url = read_setting(os.environ, "DAGFLEET_STATUS_URL")
     except DagfleetError as err:
         raise StatusUnavailable(str(err)) from None
     if url:

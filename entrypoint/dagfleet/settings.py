@@ -128,7 +128,9 @@ def invalid_env(environ: Mapping[str, str]) -> list[str]:
     return problems
 
 
-def _read(environ: Mapping[str, str], name: str) -> Any:
+def read_setting(environ: Mapping[str, str], name: str) -> Any:
+    """One DAGFLEET_* setting from ``environ``, parsed by its SPEC entry (its default when unset);
+    a bad value raises DagfleetError naming the variable."""
     parser, default = SPEC[name]
     raw = environ.get(name, default)
     if raw is None:
@@ -143,7 +145,7 @@ def _default_template(environ: Mapping[str, str]) -> str:
     """DAGFLEET_DEFAULT_TEMPLATE; with only DAGFLEET_BASE_DAG set, that file is the default."""
     if "DAGFLEET_DEFAULT_TEMPLATE" not in environ and environ.get("DAGFLEET_BASE_DAG"):
         return Path(environ["DAGFLEET_BASE_DAG"]).stem
-    return _read(environ, "DAGFLEET_DEFAULT_TEMPLATE")
+    return read_setting(environ, "DAGFLEET_DEFAULT_TEMPLATE")
 
 
 def _default_dags_folder(environ: Mapping[str, str]) -> Path:
@@ -190,29 +192,29 @@ class Settings:
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if environ is None else environ
-        static = _read(env, "DAGFLEET_STATIC_WORKFLOWS") or ""
+        static = read_setting(env, "DAGFLEET_STATIC_WORKFLOWS") or ""
         return cls(
-            api_url=_read(env, "DAGFLEET_API_URL"),
-            api_key_value=_read(env, "DAGFLEET_API_KEY"),
-            api_key_file=_read(env, "DAGFLEET_API_KEY_FILE"),
+            api_url=read_setting(env, "DAGFLEET_API_URL"),
+            api_key_value=read_setting(env, "DAGFLEET_API_KEY"),
+            api_key_file=read_setting(env, "DAGFLEET_API_KEY_FILE"),
             static_workflows=tuple(static.replace(",", " ").split()),
-            dags_folder=Path(_read(env, "DAGFLEET_DAGS_FOLDER") or _default_dags_folder(env)),
-            templates_folder=Path(_read(env, "DAGFLEET_TEMPLATES") or SHIPPED_TEMPLATES),
+            dags_folder=Path(read_setting(env, "DAGFLEET_DAGS_FOLDER") or _default_dags_folder(env)),
+            templates_folder=Path(read_setting(env, "DAGFLEET_TEMPLATES") or SHIPPED_TEMPLATES),
             default_template=_default_template(env),
-            base_dag=Path(base_dag) if (base_dag := _read(env, "DAGFLEET_BASE_DAG")) else None,
-            allow_empty=_read(env, "DAGFLEET_ALLOW_EMPTY"),
-            sync_interval=_read(env, "DAGFLEET_SYNC_INTERVAL"),
-            connect_timeout=_read(env, "DAGFLEET_CONNECT_TIMEOUT"),
-            read_timeout=_read(env, "DAGFLEET_READ_TIMEOUT"),
-            retries=_read(env, "DAGFLEET_RETRIES"),
-            cache_url=_read(env, "DAGFLEET_CACHE_URL"),
-            cache_ttl=_read(env, "DAGFLEET_CACHE_TTL"),
-            parse_timeout=_read(env, "DAGFLEET_PARSE_TIMEOUT"),
-            log_level=_read(env, "DAGFLEET_LOG_LEVEL"),
-            exec_program=_read(env, "DAGFLEET_EXEC"),
-            metrics_port=_read(env, "DAGFLEET_METRICS_PORT"),
-            stuck_after=_read(env, "DAGFLEET_STUCK_AFTER"),
-            status_url=_read(env, "DAGFLEET_STATUS_URL"),
+            base_dag=Path(base_dag) if (base_dag := read_setting(env, "DAGFLEET_BASE_DAG")) else None,
+            allow_empty=read_setting(env, "DAGFLEET_ALLOW_EMPTY"),
+            sync_interval=read_setting(env, "DAGFLEET_SYNC_INTERVAL"),
+            connect_timeout=read_setting(env, "DAGFLEET_CONNECT_TIMEOUT"),
+            read_timeout=read_setting(env, "DAGFLEET_READ_TIMEOUT"),
+            retries=read_setting(env, "DAGFLEET_RETRIES"),
+            cache_url=read_setting(env, "DAGFLEET_CACHE_URL"),
+            cache_ttl=read_setting(env, "DAGFLEET_CACHE_TTL"),
+            parse_timeout=read_setting(env, "DAGFLEET_PARSE_TIMEOUT"),
+            log_level=read_setting(env, "DAGFLEET_LOG_LEVEL"),
+            exec_program=read_setting(env, "DAGFLEET_EXEC"),
+            metrics_port=read_setting(env, "DAGFLEET_METRICS_PORT"),
+            stuck_after=read_setting(env, "DAGFLEET_STUCK_AFTER"),
+            status_url=read_setting(env, "DAGFLEET_STATUS_URL"),
         )
 
     @property
