@@ -49,7 +49,12 @@ from dagfleet.parsing import DAG_PROCESSOR_DEFAULTS, env_name
 
 POLL = 0.5
 EVENT_KEYS = (("change", "config_change_s"), ("new", "new_runnable_s"), ("remove", "removed_stale_s"))
-SETTINGS: dict[str, dict[str, str]] = {"airflow": {}, "dagfleet": dict(DAG_PROCESSOR_DEFAULTS)}
+SETTINGS: dict[str, dict[str, str]] = {
+    "airflow": {},
+    "dagfleet": dict(DAG_PROCESSOR_DEFAULTS),
+    # what-if (--dagproc-settings): dagfleet's settings with Airflow's 300 s folder listing
+    "dagfleet-list300": {**DAG_PROCESSOR_DEFAULTS, "refresh_interval": "300"},
+}
 
 
 def percentiles(values: list[float]) -> dict[str, float]:
@@ -338,11 +343,15 @@ def run(
     steady_window: float,
     events: int,
     event_timeout: float,
+    settings: tuple[str, ...] = ("airflow", "dagfleet"),
 ) -> dict[str, Any]:
+    unknown = sorted(set(settings) - set(SETTINGS))
+    if unknown:
+        raise ValueError(f"unknown dag-processor settings {unknown}: choose from {sorted(SETTINGS)}")
     template = _migrate_template(work)
     runs: list[dict[str, Any]] = []
     for n in sizes:
-        for setting in SETTINGS:
+        for setting in settings:
             runs.append(
                 run_one(
                     work,

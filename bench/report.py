@@ -424,6 +424,13 @@ def _p(stats: dict[str, Any], timeout: float) -> str:
     return text
 
 
+SETTING_LABELS = {
+    "airflow": "Airflow's defaults",
+    "dagfleet": "dagfleet's defaults",
+    "dagfleet-list300": "dagfleet's, listing every 300 s",
+}
+
+
 def render_dagproc(dagproc: dict[str, Any] | None) -> list[str]:
     """Issue #15: the real dag-processor with Airflow's defaults and with dagfleet's, side by side."""
     if not dagproc:
@@ -439,7 +446,7 @@ def render_dagproc(dagproc: dict[str, Any] | None) -> list[str]:
     for r in dagproc["runs"]:
         by_n.setdefault(r["workflows"], {})[r["setting"]] = r
     for n, runs in sorted(by_n.items()):
-        for setting in ("airflow", "dagfleet"):
+        for setting in sorted(runs, key=lambda name: (name != "airflow", name != "dagfleet", name)):
             r = runs.get(setting)
             if r is None:
                 continue
@@ -451,7 +458,7 @@ def render_dagproc(dagproc: dict[str, Any] | None) -> list[str]:
             rows.append(
                 [
                     f"{n:,}",
-                    "Airflow's defaults" if setting == "airflow" else "dagfleet's defaults",
+                    SETTING_LABELS.get(setting, setting),
                     _s(cold, 0) if cold is not None else f"> {r['cold_timeout_s']:.0f}",
                     f"{r['steady_cores']:.3f}",
                     _p(r["config_change_s"], timeout),

@@ -39,6 +39,7 @@ class Plan:
     dagproc_steady_window: float = 60.0
     dagproc_events: int = 12
     dagproc_event_timeout: float = 330.0
+    dagproc_settings: tuple[str, ...] = ("airflow", "dagfleet")
 
 
 FULL = Plan((10, 100, 1000, 10000), (10, 100, 1000, 10000), (10, 100, 1000), (1000, 10000), 50, 20, 2, 5.0, 10)
@@ -55,10 +56,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--dagproc-sizes", type=lambda v: tuple(int(x) for x in v.split(",")), help="fleet sizes for dagproc, e.g. 1000"
     )
+    parser.add_argument(
+        "--dagproc-settings",
+        type=lambda v: tuple(v.split(",")),
+        help="dag-processor settings to compare, in this order (default: airflow,dagfleet)",
+    )
     options = parser.parse_args(argv)
     plan = QUICK if options.quick else FULL
     if options.dagproc_sizes:
         plan = replace(plan, dagproc_sizes=options.dagproc_sizes)
+    if options.dagproc_settings:
+        plan = replace(plan, dagproc_settings=options.dagproc_settings)
     parts = set(options.only or PARTS)
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     out = options.out / stamp
@@ -98,6 +106,7 @@ def main(argv: list[str] | None = None) -> int:
                 plan.dagproc_steady_window,
                 plan.dagproc_events,
                 plan.dagproc_event_timeout,
+                plan.dagproc_settings,
             )
             results["dagproc"]["elapsed_s"] = time.perf_counter() - t
     finally:
