@@ -92,6 +92,20 @@ def _validation_time(workflows: dict[str, dict[str, Any]]) -> float:
     return time.perf_counter() - start
 
 
+def _one_changed(
+    server: apiserver.ApiServer, file: Path, workflows: dict[str, dict[str, Any]], rounds: int, dags: Path
+) -> dict[str, Any]:
+    """Re-syncs after one more workflow changed, ``rounds`` times (median wall time)."""
+    runs = []
+    changed = dict(workflows)
+    for k, workflow_id in enumerate(list(changed)[:rounds]):
+        changed[workflow_id] = {**changed[workflow_id], "description": f"changed by the benchmark ({k})"}
+        workload.write_workflows(file, changed)
+        server.stats()  # the server re-reads the file now, not in the timed sync
+        runs.append(_measure(server, _in_process, dags))
+    return _median_of(runs)
+
+
 def run(
     sizes: list[int],
     work: Path,
@@ -120,15 +134,8 @@ def run(
                 row["cold"] = _measure(server, _in_process, case / "dags")
                 log(f"sync N={n} list={mode}: unchanged re-sync x{rounds}")
                 row["unchanged"] = _median_of([_measure(server, _in_process, case / "dags") for _ in range(rounds)])
-                changed_runs = []
-                changed = dict(workflows)
-                for k, workflow_id in enumerate(list(changed)[:rounds]):
-                    changed[workflow_id] = {**changed[workflow_id], "description": f"changed by the benchmark ({k})"}
-                    workload.write_workflows(file, changed)
-                    server.stats()  # the server re-reads the file now, not in the timed sync
-                    changed_runs.append(_measure(server, _in_process, case / "dags"))
                 log(f"sync N={n} list={mode}: one workflow changed x{rounds}")
-                row["one_changed"] = _median_of(changed_runs)
+                row["one_changed"] = _one_changed(server, file, workflows, rounds, case / "dags")
                 if cli_sizes is None or n in cli_sizes.get(mode, ()):
                     log(f"sync N={n} list={mode}: cold + unchanged (CLI)")
                     row["cli_cold"] = _measure(server, _cli, case / "dags-cli")

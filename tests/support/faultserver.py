@@ -196,6 +196,11 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header("Content-Length", "0")
             self.end_headers()
             return
+        self._send(behaviour)
+
+    def _send(self, behaviour: Behaviour) -> None:
+        """The scripted status, headers and body: trickled, truncated, as ``behaviour`` says."""
+        stopping = self.server.stopping
         if behaviour.trickle_head:
             self._headers_buffer: list[bytes] = []  # send_response* buffer the head; we write it
         self.send_response(behaviour.status)
