@@ -99,6 +99,22 @@ def test_accepted_sockets_have_tcp_nodelay(tmp_path: Path) -> None:
         assert server.connections_accepted == 1
 
 
+def test_the_listen_backlog_holds_a_burst_of_connections(tmp_path: Path) -> None:
+    """A sync's parallel fetches connect at once: none may wait for a dropped SYN to be resent."""
+    path = tmp_path / "workflows.json"
+    path.write_text(json.dumps({"workflows": {"a": {}}}))
+    server = ConfigApiServer(("127.0.0.1", 0), WorkflowStore(path))  # listening, accepting nothing yet
+    clients: list[socket.socket] = []
+    with server:
+        try:
+            for _ in range(64):  # socketserver's default backlog (5) would leave the 7th waiting, then timing out
+                clients.append(socket.create_connection(("127.0.0.1", server.server_port), timeout=5))
+        finally:
+            for client in clients:
+                client.close()
+    assert len(clients) == 64
+
+
 def test_many_requests_share_one_kept_alive_connection(config_api_factory: Any) -> None:
     api = config_api_factory({"a": {"tags": ["x"]}, "b": {}})
     session = requests.Session()
