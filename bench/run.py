@@ -27,7 +27,6 @@ class Plan:
     sync_sizes: tuple[int, ...]
     cli_sizes_objects: tuple[int, ...]
     cli_sizes_ids: tuple[int, ...]
-    tuned_sizes: tuple[int, ...]
     parse_files: int
     parse_dead_files: int
     parse_hang_files: int
@@ -42,8 +41,8 @@ class Plan:
     dagproc_settings: tuple[str, ...] = ("airflow", "dagfleet")
 
 
-FULL = Plan((10, 100, 1000, 10000), (10, 100, 1000, 10000), (10, 100, 1000), (1000, 10000), 50, 20, 2, 5.0, 10)
-QUICK = Plan((10, 100), (10, 100), (10, 100), (100,), 6, 4, 1, 2.0, 3, (100,), 10.0, 20.0, 3, 60.0)
+FULL = Plan((10, 100, 1000, 10000), (10, 100, 1000, 10000), (10, 100, 1000), 50, 20, 2, 5.0, 10)
+QUICK = Plan((10, 100), (10, 100), (10, 100), 6, 4, 1, 2.0, 3, (100,), 10.0, 20.0, 3, 60.0)
 PARTS = ("sync", "parse", "freshness", "dagproc")
 
 
@@ -86,7 +85,6 @@ def main(argv: list[str] | None = None) -> int:
                 list(plan.sync_sizes),
                 work,
                 {"objects": plan.cli_sizes_objects, "ids": plan.cli_sizes_ids},
-                plan.tuned_sizes,
             )
             results["sync"]["elapsed_s"] = time.perf_counter() - t
         if "parse" in parts:

@@ -4,7 +4,6 @@ For each size N and each list format of the reference config API:
 
 * ``objects``: ``GET /airflowconfigs`` carries every config (one request);
 * ``ids``: the list carries IDs only, then one ``GET /airflowconfigs/{id}`` per workflow;
-* ``ids-tuned``: the same against the server with TCP_NODELAY and a larger backlog (bench/apiserver.py);
 
 measure a cold sync (empty dags folder), a re-sync with nothing changed (ETag / 304) and a
 re-sync after one workflow changed, in-process (``Materializer(settings, client).sync()``) and
@@ -23,7 +22,7 @@ from unittest import mock
 
 from bench import apiserver, workload
 from bench.common import BIN, base_env, log
-from dagfleet import fsutil, materializer
+from dagfleet import materializer
 from dagfleet.client import ConfigClient
 from dagfleet.materializer import Materializer
 from dagfleet.settings import Settings
@@ -65,7 +64,6 @@ def _measure(server: apiserver.ApiServer, run: Any, dags: Path) -> dict[str, Any
         requests=stats["requests"],
         statuses=stats["statuses"],
         body_bytes=stats["body_bytes"],
-        wire_bytes=stats["wire_bytes"],
     )
     return result
 
@@ -79,12 +77,9 @@ def _median_of(runs: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def _without_fsync(url: str, dags: Path) -> dict[str, Any]:
-    """What-if: the same cold sync without flushing to disk (no ``os.sync``/``os.fsync``; not how
-    dagfleet runs)."""
-    with (
-        mock.patch.object(fsutil.os, "fsync", lambda _fd: None),
-        mock.patch.object(materializer.os, "sync", lambda: None),
-    ):
+    """What-if: the same cold sync without flushing to disk (the sync's one ``os.sync`` skipped;
+    not how dagfleet runs)."""
+    with mock.patch.object(materializer.os, "sync", lambda: None):
         return _in_process(url, dags)
 
 
@@ -97,15 +92,28 @@ def _validation_time(workflows: dict[str, dict[str, Any]]) -> float:
     return time.perf_counter() - start
 
 
+def _one_changed(
+    server: apiserver.ApiServer, file: Path, workflows: dict[str, dict[str, Any]], rounds: int, dags: Path
+) -> dict[str, Any]:
+    """Re-syncs after one more workflow changed, ``rounds`` times (median wall time)."""
+    runs = []
+    changed = dict(workflows)
+    for k, workflow_id in enumerate(list(changed)[:rounds]):
+        changed[workflow_id] = {**changed[workflow_id], "description": f"changed by the benchmark ({k})"}
+        workload.write_workflows(file, changed)
+        server.stats()  # the server re-reads the file now, not in the timed sync
+        runs.append(_measure(server, _in_process, dags))
+    return _median_of(runs)
+
+
 def run(
     sizes: list[int],
     work: Path,
     cli_sizes: dict[str, tuple[int, ...]] | None = None,
-    tuned_sizes: tuple[int, ...] = (),
     repeats: int = 3,
     repeat_max_n: int = 1000,
 ) -> dict[str, Any]:
-    """Every size with ``objects`` and ``ids`` lists (and ``ids-tuned`` for ``tuned_sizes``).
+    """Every size with ``objects`` and ``ids`` lists.
 
     ``cli_sizes``: per list format, the sizes also measured with the CLI (default: all). Re-syncs
     are repeated ``repeats`` times up to ``repeat_max_n`` workflows (median wall time).
@@ -115,28 +123,19 @@ def run(
 
     for n in sizes:
         workflows = workload.fleet(n)
-        modes = ["objects", "ids"] + (["ids-tuned"] if n in tuned_sizes else [])
         rounds = repeats if n <= repeat_max_n else 1
-        for mode in modes:
+        for mode in ("objects", "ids"):
             case = work / f"sync-{n}-{mode}"
             shutil.rmtree(case, ignore_errors=True)
             file = workload.write_workflows(case / "workflows.json", workflows)
-            list_format = mode.split("-")[0]
-            with apiserver.running(file, list_format, tuned=mode.endswith("tuned")) as server:
+            with apiserver.running(file, mode) as server:
                 row: dict[str, Any] = {"n": n, "list_format": mode}
                 log(f"sync N={n} list={mode}: cold (in-process)")
                 row["cold"] = _measure(server, _in_process, case / "dags")
                 log(f"sync N={n} list={mode}: unchanged re-sync x{rounds}")
                 row["unchanged"] = _median_of([_measure(server, _in_process, case / "dags") for _ in range(rounds)])
-                changed_runs = []
-                changed = dict(workflows)
-                for k, workflow_id in enumerate(list(changed)[:rounds]):
-                    changed[workflow_id] = {**changed[workflow_id], "description": f"changed by the benchmark ({k})"}
-                    workload.write_workflows(file, changed)
-                    server.stats()  # the server re-reads the file on its next request, not in the timed sync
-                    changed_runs.append(_measure(server, _in_process, case / "dags"))
                 log(f"sync N={n} list={mode}: one workflow changed x{rounds}")
-                row["one_changed"] = _median_of(changed_runs)
+                row["one_changed"] = _one_changed(server, file, workflows, rounds, case / "dags")
                 if cli_sizes is None or n in cli_sizes.get(mode, ()):
                     log(f"sync N={n} list={mode}: cold + unchanged (CLI)")
                     row["cli_cold"] = _measure(server, _cli, case / "dags-cli")

@@ -53,7 +53,6 @@ class ListResult:
     problems: list[str] = field(default_factory=list)
     etag: str | None = None
     not_modified: bool = False
-    body_bytes: int = 0
     unreadable: int = 0  # entries whose ID could not be read: nothing is pruned in such a sync
 
 
@@ -62,7 +61,11 @@ class ConfigResult:
     config: dict[str, Any] | None
     etag: str | None = None
     not_modified: bool = False
-    body_bytes: int = 0
+
+
+def config_path(workflow_id: str) -> str:
+    """The path of one workflow's config: the ID percent-encoded as one path segment."""
+    return f"{LIST_PATH}/{quote(workflow_id, safe='')}"
 
 
 def display_url(url: str) -> str:
@@ -71,10 +74,6 @@ def display_url(url: str) -> str:
     if "@" not in parts.netloc:
         return url
     return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
-
-
-def url_password(url: str) -> str | None:
-    return urlsplit(url).password
 
 
 def _retry_after(value: str | None) -> float | None:
@@ -234,16 +233,15 @@ class ConfigClient:
 
     # -- public API -------------------------------------------------------------------------
     def list_workflows(self, etag: str | None = None) -> ListResult:
-        status, body, new_etag, size = self._get(LIST_PATH, etag)
+        status, body, new_etag = self._get(LIST_PATH, etag)
         if status == 304:
             return ListResult(etag=etag, not_modified=True)
         entries, problems, unreadable = parse_list_body(body)
-        return ListResult(entries, problems, new_etag, body_bytes=size, unreadable=unreadable)
+        return ListResult(entries, problems, new_etag, unreadable=unreadable)
 
     def get_config(self, workflow_id: str, etag: str | None = None) -> ConfigResult:
-        path = f"{LIST_PATH}/{quote(workflow_id, safe='')}"
         what = f"workflow {workflow_id!a}"
-        status, body, new_etag, size = self._get(path, etag, what=what)
+        status, body, new_etag = self._get(config_path(workflow_id), etag, what=what)
         if status == 304:
             return ConfigResult(None, etag, not_modified=True)
         try:
@@ -256,28 +254,30 @@ class ConfigClient:
             payload = payload["config"]
         if not isinstance(payload, dict):
             raise ConfigApiError(f"config API answered {type(payload).__name__} for {what}, expected a JSON object")
-        return ConfigResult(payload, new_etag, body_bytes=size)
+        return ConfigResult(payload, new_etag)
 
     # -- plumbing ---------------------------------------------------------------------------
-    def _get(self, path: str, etag: str | None, what: str = "the workflow list") -> tuple[int, bytes, str | None, int]:
+    def _get(self, path: str, etag: str | None, what: str = "the workflow list") -> tuple[int, bytes, str | None]:
         for attempt in self.retrying.copy():  # a fresh state per call (thread-safe)
             with attempt:
                 return self._get_once(path, etag, what)
         raise AssertionError("unreachable")  # pragma: no cover - Retrying re-raises
 
-    def _get_once(self, path: str, etag: str | None, what: str) -> tuple[int, bytes, str | None, int]:
-        """One request, bounded as a whole by connect + read timeout.
+    def _get_once(self, path: str, etag: str | None, what: str) -> tuple[int, bytes, str | None]:
+        """One request, bounded as a whole by connect + read timeout: the one place of that deadline.
 
         requests' timeouts bound each socket operation, not the response: a server trickling
         its headers or body a byte at a time would hold the sync forever. The request runs in a
-        daemon thread that is abandoned (and its connection discarded) at the deadline.
+        daemon thread that is abandoned at the deadline; ``abandoned`` tells it to stop reading
+        (its connection is then discarded).
         """
         total = self.connect_timeout + self.read_timeout
+        abandoned = threading.Event()
         outcome: dict[str, Any] = {}
 
         def work() -> None:
             try:
-                outcome["value"] = self._request(path, etag, what, time.monotonic() + total)
+                outcome["value"] = self._request(path, etag, what, abandoned)
             except BaseException as err:  # noqa: BLE001 - re-raised in the caller's thread below
                 outcome["error"] = err
 
@@ -285,6 +285,7 @@ class ConfigClient:
         worker.start()
         worker.join(total + 0.25)  # a little grace for an answer that is just finishing
         if worker.is_alive():
+            abandoned.set()
             raise ConfigApiError(
                 f"config API at {self.shown_url} took longer than {total:g}s to send {what} "
                 "(DAGFLEET_CONNECT_TIMEOUT + DAGFLEET_READ_TIMEOUT)",
@@ -294,16 +295,32 @@ class ConfigClient:
             raise outcome["error"]
         return outcome["value"]
 
-    def _request(self, path: str, etag: str | None, what: str, deadline: float) -> tuple[int, bytes, str | None, int]:
-        url = self.base_url + path
-        headers = {"If-None-Match": etag} if etag else {}
+    def _request(
+        self, path: str, etag: str | None, what: str, abandoned: threading.Event
+    ) -> tuple[int, bytes, str | None]:
         with self._lock:
             self.requests_sent += 1
+        response = self._send(path, etag, what)
+        with response:
+            try:
+                if response.status_code == 304 and etag:
+                    return 304, b"", etag
+                self._check_status(response, what)
+                _check_json(response, what)
+                body = _read_body(response, what, abandoned)
+            finally:
+                _drain(response, abandoned)
+        with self._lock:
+            self.bytes_received += len(body)
+        return response.status_code, body, response.headers.get("ETag")
+
+    def _send(self, path: str, etag: str | None, what: str) -> requests.Response:
+        """The request, sent; the answer's headers read, its body not yet."""
         try:
             # No redirects: requests would carry the x-api-key header to whatever host a redirect names.
-            response = self.session.get(
-                url,
-                headers=headers,
+            return self.session.get(
+                self.base_url + path,
+                headers={"If-None-Match": etag} if etag else {},
                 timeout=(self.connect_timeout, self.read_timeout),
                 stream=True,
                 allow_redirects=False,
@@ -328,18 +345,10 @@ class ConfigClient:
             ) from None
         except requests.exceptions.RequestException as err:
             raise ConfigApiError(f"config API request to {self.shown_url} failed: {type(err).__name__}") from None
-        with response:
-            try:
-                return self._read(response, deadline, what, etag)
-            finally:
-                _drain(response, deadline)
 
-    def _read(
-        self, response: requests.Response, deadline: float, what: str, etag: str | None
-    ) -> tuple[int, bytes, str | None, int]:
+    def _check_status(self, response: requests.Response, what: str) -> None:
+        """Nothing for a 200; otherwise the error this status means (retryable or not)."""
         status = response.status_code
-        if status == 304 and etag:
-            return 304, b"", etag, 0
         if status in (401, 403):
             reason = "no API key was sent" if not self._api_key else "the API key was rejected"
             raise ConfigApiError(
@@ -361,35 +370,36 @@ class ConfigClient:
             )
         if status != 200:
             raise ConfigApiError(f"config API answered HTTP {status} for {what}", status=status)
-        content_type = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
-        if content_type != "application/json" and not content_type.endswith("+json"):
-            shown = content_type or "no content type"
-            raise ConfigApiError(
-                f"config API answered {what} with {shown}, not JSON: is DAGFLEET_API_URL the config API?",
-                status=status,
-            )
-        body = bytearray()
-        try:
-            for chunk in response.iter_content(65536):
-                body.extend(chunk)
-                if len(body) > MAX_BODY_BYTES:
-                    raise ConfigApiError(f"config API answer for {what} is larger than {MAX_BODY_BYTES // 2**20} MiB")
-                if time.monotonic() > deadline:
-                    raise ConfigApiError(
-                        f"config API at {self.shown_url} took longer than "
-                        f"{self.connect_timeout + self.read_timeout:g}s to send {what}",
-                        retryable=True,
-                    )
-        except requests.exceptions.RequestException:
-            raise ConfigApiError(
-                f"config API connection broke while sending {what} (truncated answer)", retryable=True
-            ) from None
-        with self._lock:
-            self.bytes_received += len(body)
-        return status, bytes(body), response.headers.get("ETag"), len(body)
 
 
-def _drain(response: requests.Response, deadline: float) -> None:
+def _check_json(response: requests.Response, what: str) -> None:
+    content_type = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
+    if content_type != "application/json" and not content_type.endswith("+json"):
+        shown = content_type or "no content type"
+        raise ConfigApiError(
+            f"config API answered {what} with {shown}, not JSON: is DAGFLEET_API_URL the config API?",
+            status=response.status_code,
+        )
+
+
+def _read_body(response: requests.Response, what: str, abandoned: threading.Event) -> bytes:
+    """The whole body, up to MAX_BODY_BYTES; a broken connection is a (retryable) truncated answer."""
+    body = bytearray()
+    try:
+        for chunk in response.iter_content(65536):
+            body.extend(chunk)
+            if len(body) > MAX_BODY_BYTES:
+                raise ConfigApiError(f"config API answer for {what} is larger than {MAX_BODY_BYTES // 2**20} MiB")
+            if abandoned.is_set():
+                break  # past the deadline: the caller has already reported it and drops this answer
+    except requests.exceptions.RequestException:
+        raise ConfigApiError(
+            f"config API connection broke while sending {what} (truncated answer)", retryable=True
+        ) from None
+    return bytes(body)
+
+
+def _drain(response: requests.Response, abandoned: threading.Event) -> None:
     """Read what is left of a small answer (a 304's empty body, an error page), so that closing
     the response gives its connection back to the pool instead of closing it: every request of a
     sync, cold or warm, then reuses the same few kept-alive connections."""
@@ -402,7 +412,7 @@ def _drain(response: requests.Response, deadline: float) -> None:
     try:
         for chunk in response.iter_content(8192):
             read += len(chunk)
-            if read > DRAIN_BYTES or time.monotonic() > deadline:
+            if read > DRAIN_BYTES or abandoned.is_set():
                 return
     except requests.exceptions.RequestException:
         return

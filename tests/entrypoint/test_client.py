@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from dagfleet.client import ConfigClient, _retry_after, parse_list
+from dagfleet.client import ConfigClient, _retry_after, config_path, parse_list
 from dagfleet.errors import ConfigApiError
 from dagfleet.retry import retry_policy
 
@@ -25,6 +25,11 @@ def test_parse_list_accepts_both_formats_and_reports_bad_entries() -> None:
     assert parse_list({"workflows": ["z"]})[0][0].workflow_id == "z"
     with pytest.raises(ConfigApiError, match="expected a JSON list"):
         parse_list({"not": "a list"})
+
+
+def test_config_path_encodes_the_id_as_one_segment() -> None:
+    assert config_path("acme") == "/airflowconfigs/acme"
+    assert config_path("a/b c?") == "/airflowconfigs/a%2Fb%20c%3F"
 
 
 def test_retry_after_seconds_and_dates() -> None:

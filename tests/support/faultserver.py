@@ -21,8 +21,6 @@ that gets the ``Request`` and returns one (answers that change between requests)
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import json
 import socket
 import struct
 import threading
@@ -32,20 +30,13 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Literal
-from urllib.parse import quote, urlsplit
+from urllib.parse import urlsplit
 
-__all__ = ["Behaviour", "FaultServer", "Request", "Responder", "config_path", "dead_url", "etag_of"]
+# The contract (paths, list formats, ETags) is declared once, in the client and the reference server.
+from dagfleet.client import LIST_PATH, config_path
+from dagfleet.server import encode, etag_matches, etag_of, listing
 
-LIST_PATH = "/airflowconfigs"
-
-
-def config_path(workflow_id: str) -> str:
-    """The path a client requests for one workflow's config (the ID percent-encoded, as dagfleet does)."""
-    return f"{LIST_PATH}/{quote(workflow_id, safe='')}"
-
-
-def etag_of(body: bytes) -> str:
-    return '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+__all__ = ["LIST_PATH", "Behaviour", "FaultServer", "Request", "Responder", "config_path", "dead_url", "etag_of"]
 
 
 def dead_url() -> str:
@@ -89,7 +80,7 @@ class Behaviour:
     # -- constructors ---------------------------------------------------------------------
     @classmethod
     def json(cls, value: Any, status: int = 200, *, etag: bool | str = False, **kw: Any) -> Behaviour:
-        body = json.dumps(value, separators=(",", ":")).encode()
+        body = encode(value)
         tag = etag_of(body) if etag is True else (etag or None)
         return cls(status=status, body=body, etag=tag, **kw)
 
@@ -199,12 +190,17 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             return
         match = request.headers.get("if-none-match", "")
-        if behaviour.etag and behaviour.status == 200 and behaviour.etag in [t.strip() for t in match.split(",")]:
+        if behaviour.etag and behaviour.status == 200 and etag_matches(behaviour.etag, match):
             self.send_response(304)
             self.send_header("ETag", behaviour.etag)
             self.send_header("Content-Length", "0")
             self.end_headers()
             return
+        self._send(behaviour)
+
+    def _send(self, behaviour: Behaviour) -> None:
+        """The scripted status, headers and body: trickled, truncated, as ``behaviour`` says."""
+        stopping = self.server.stopping
         if behaviour.trickle_head:
             self._headers_buffer: list[bytes] = []  # send_response* buffer the head; we write it
         self.send_response(behaviour.status)
@@ -324,11 +320,7 @@ class FaultServer:
         etags: bool = True,
     ) -> FaultServer:
         """Behave like a correct config API for ``{id: config}`` (replacing earlier scripts for those paths)."""
-        if list_format == "ids":
-            listing: list[Any] = list(workflows)
-        else:
-            listing = [{"id": wid, "config": cfg} for wid, cfg in workflows.items()]
-        self.set(LIST_PATH, Behaviour.json(listing, etag=etags))
+        self.set(LIST_PATH, Behaviour.json(listing(workflows.items(), list_format), etag=etags))
         for wid, cfg in workflows.items():
             self.set(config_path(wid), Behaviour.json(cfg, etag=etags))
         return self
