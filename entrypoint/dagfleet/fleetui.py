@@ -75,9 +75,9 @@ th { background: #f7fafc; }
 
 def dags_folder(environ: Mapping[str, str] | None = None) -> Path:
     """The dags folder dagfleet syncs: DAGFLEET_DAGS_FOLDER, else Airflow's own setting."""
-    env = os.environ if environ is None else environ
-    if env.get("DAGFLEET_DAGS_FOLDER"):
-        return Path(env["DAGFLEET_DAGS_FOLDER"])
+    configured = read_setting(os.environ if environ is None else environ, "DAGFLEET_DAGS_FOLDER", derive=False)
+    if configured:
+        return configured
     from airflow.configuration import conf
 
     return Path(conf.get("core", "dags_folder")).expanduser()
