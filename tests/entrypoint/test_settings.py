@@ -6,6 +6,7 @@ chart's defaults in values.yaml are checked against them here.
 
 from __future__ import annotations
 
+import itertools
 import re
 import subprocess
 import sys
@@ -100,7 +101,7 @@ def test_derived_defaults_apply_only_when_the_variable_is_unset_or_empty() -> No
     base = {"DAGFLEET_BASE_DAG": "/x/single.py"}
     assert Settings.from_env(base).default_template == "single"
     assert Settings.from_env({**base, "DAGFLEET_DEFAULT_TEMPLATE": "demo"}).default_template == "demo"
-    with pytest.raises(DagfleetError, match="^DAGFLEET_DEFAULT_TEMPLATE: expected a template name"):
+    with pytest.raises(DagfleetError, match=r"^DAGFLEET_DEFAULT_TEMPLATE: expected a template name"):
         Settings.from_env({**base, "DAGFLEET_DEFAULT_TEMPLATE": ""})
 
 
@@ -252,7 +253,7 @@ def _values_settings() -> dict[str, tuple[str, Any]]:
     """values.yaml key -> (the DAGFLEET_* variable its `# --` comment names, its default)."""
     lines = VALUES.read_text(encoding="utf-8").splitlines()
     found = {}
-    for comment, line in zip(lines, lines[1:], strict=False):
+    for comment, line in itertools.pairwise(lines):
         named = re.search(r"\(`(DAGFLEET_[A-Z_]+)`\)", comment)
         if named and comment.lstrip().startswith("# --"):
             key, _, value = line.strip().partition(":")
