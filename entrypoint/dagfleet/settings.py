@@ -221,7 +221,13 @@ class Settings:
         "base URL of the config API, e.g. `http://config-api:8000` (paths `/airflowconfigs…` are appended)",
         secret=True,  # may carry user:password@
     )
-    api_key_value: str | None = setting("DAGFLEET_API_KEY", _text, None, "API key sent as `x-api-key`", secret=True)
+    api_key_value: str | None = setting(
+        "DAGFLEET_API_KEY",
+        _text,
+        None,
+        "API key sent as `x-api-key`",
+        secret=True,
+    )
     api_key_file: str | None = setting(
         "DAGFLEET_API_KEY_FILE",
         _text,
@@ -272,12 +278,23 @@ class Settings:
         "false",
         "an empty workflow list from the API prunes every generated DAG only when `true`",
     )
-    sync_interval: float = setting("DAGFLEET_SYNC_INTERVAL", _positive_float, "60", "seconds between syncs in `watch`")
+    sync_interval: float = setting(
+        "DAGFLEET_SYNC_INTERVAL",
+        _positive_float,
+        "60",
+        "seconds between syncs in `watch`",
+    )
     connect_timeout: float = setting(
-        "DAGFLEET_CONNECT_TIMEOUT", _positive_float, "3", "seconds to connect to the config API, per request"
+        "DAGFLEET_CONNECT_TIMEOUT",
+        _positive_float,
+        "3",
+        "seconds to connect to the config API, per request",
     )
     read_timeout: float = setting(
-        "DAGFLEET_READ_TIMEOUT", _positive_float, "10", "seconds to wait for the config API's answer, per request"
+        "DAGFLEET_READ_TIMEOUT",
+        _positive_float,
+        "10",
+        "seconds to wait for the config API's answer, per request",
     )
     retries: int = setting(
         "DAGFLEET_RETRIES",
@@ -294,7 +311,10 @@ class Settings:
         secret=True,  # redis://:password@host
     )
     cache_ttl: float = setting(
-        "DAGFLEET_CACHE_TTL", _positive_float, "300", "seconds a cached config counts as fresh at parse time"
+        "DAGFLEET_CACHE_TTL",
+        _positive_float,
+        "300",
+        "seconds a cached config counts as fresh at parse time",
     )
     parse_timeout: float = setting(
         "DAGFLEET_PARSE_TIMEOUT",
@@ -303,7 +323,10 @@ class Settings:
         "total seconds a DAG file may spend on the network while parsing",
     )
     log_level: str = setting(
-        "DAGFLEET_LOG_LEVEL", _log_level, "INFO", "`DEBUG`, `INFO`, `WARNING` or `ERROR` (any case)"
+        "DAGFLEET_LOG_LEVEL",
+        _log_level,
+        "INFO",
+        "`DEBUG`, `INFO`, `WARNING` or `ERROR` (any case)",
     )
     exec_program: str | None = setting(
         "DAGFLEET_EXEC",
