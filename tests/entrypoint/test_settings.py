@@ -288,3 +288,21 @@ def test_values_yaml_names_only_declared_settings_with_their_defaults() -> None:
         text = text.lower() if isinstance(default, bool) else text
         assert read_setting({name: text}, name, derive=False) == read_setting({}, name, derive=False), key
     assert set(VALUES_DIFFER) <= set(found)
+
+
+# ---------- facts the docs of a setting state about other modules ----------
+
+
+def test_the_stuck_after_default_the_docs_state_is_the_one_the_watch_uses() -> None:
+    from dagfleet.metrics import MAX_RETRY_AFTER, stuck_after
+
+    shown = SETTINGS["DAGFLEET_STUCK_AFTER"].shown_default or ""
+    assert f"(connect + read timeout + {MAX_RETRY_AFTER:g})" in shown
+    assert stuck_after(60, 3, 10, 4) == 3 * 60 + 4 * (3 + 10 + MAX_RETRY_AFTER)
+
+
+def test_the_status_url_timeouts_the_docs_state_are_the_ones_the_page_uses() -> None:
+    from dagfleet.fleetui import STATUS_URL_TIMEOUT
+
+    connect, read = STATUS_URL_TIMEOUT
+    assert f"{connect:g} s connect / {read:g} s read timeout" in SETTINGS["DAGFLEET_STATUS_URL"].doc
