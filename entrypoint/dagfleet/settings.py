@@ -174,9 +174,13 @@ def declare(name: str, parse: Callable[[str], Any], default: str | None, doc: st
 
 def setting(name: str, parse: Callable[[str], Any], default: str | None, doc: str, **more: Any) -> Any:
     """A field of Settings declared as the setting ``name``: its default is what an empty
-    environment gives (``Settings() == Settings.from_env({})``)."""
+    environment gives (``Settings() == Settings.from_env({})``); a derived one is computed when a
+    Settings is made, never at import (the dags folder's may ask for the home directory)."""
     declared = declare(name, parse, default, doc, **more)
-    return field(default=declared.read({}), repr=not declared.secret, metadata={"setting": declared})
+    more_field: dict[str, Any] = {"repr": not declared.secret, "metadata": {"setting": declared}}
+    if declared.derive is not None:
+        return field(default_factory=lambda: declared.read({}), **more_field)
+    return field(default=declared.read({}), **more_field)
 
 
 def read_setting(environ: Mapping[str, str], name: str, *, derive: bool = True) -> Any:
