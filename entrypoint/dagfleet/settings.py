@@ -139,7 +139,7 @@ class Setting:
     default: str | None  # the value when unset, spelled as in the environment; None: unset (None)
     doc: str  # the meaning column of docs/reference.md
     shown_default: str | None = None  # the docs' default column when not just `default`
-    derive: Callable[[Mapping[str, str]], Any] | None = None  # the value, when unset, from other variables
+    derive: Callable[[Mapping[str, str]], Any] | None = None  # the value when unset (or empty), from others
     secret: bool = False  # never in a repr
 
     def read(self, environ: Mapping[str, str], *, derive: bool = True) -> Any:
@@ -185,8 +185,8 @@ def setting(name: str, parse: Callable[[str], Any], default: str | None, doc: st
 
 def read_setting(environ: Mapping[str, str], name: str, *, derive: bool = True) -> Any:
     """One DAGFLEET_* setting from ``environ``, parsed by its declaration (its default when unset;
-    with ``derive=False``, None where the default is derived from other variables); a bad value
-    raises DagfleetError naming the variable and what it expects."""
+    with ``derive=False`` only the variable and its declared default count, never other variables);
+    a bad value raises DagfleetError naming the variable and what it expects."""
     return SETTINGS[name].read(environ, derive=derive)
 
 
