@@ -55,6 +55,10 @@ fmt: venv ## Format and auto-fix with ruff
 	$(BIN)/ruff check --fix entrypoint tests scripts docker $(wildcard bench)
 	$(BIN)/ruff format entrypoint tests scripts docker $(wildcard bench)
 
+.PHONY: reference
+reference: venv ## Regenerate the DAGFLEET_* table of docs/reference.md from dagfleet/settings.py
+	$(BIN)/python scripts/settings_doc.py
+
 .PHONY: clean
 clean: ## Remove the virtualenv, tools and run state
 	rm -rf $(VENV) $(TOOLS) .run .pytest_cache .ruff_cache

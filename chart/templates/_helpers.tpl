@@ -209,8 +209,9 @@ enabled, else configApi.url (may be empty: static workflows only). Takes the roo
 
 {{/*
 dagfleet.syncEnv: the DAGFLEET_* variables (docs/reference.md) of every container that syncs
-DAGs. Only names the entrypoint accepts: the contract test checks them with `dagfleet check`.
-Takes the root context.
+DAGs. Only names the entrypoint accepts: the contract test checks them with `dagfleet check`, and
+tests/entrypoint/test_settings.py holds the names and the defaults of values.yaml to their
+declarations in entrypoint/dagfleet/settings.py. Takes the root context.
 */}}
 {{- define "dagfleet.syncEnv" -}}
 - name: DAGFLEET_DAGS_FOLDER

@@ -15,7 +15,7 @@ from typing import Any
 
 from dagfleet.config import ItemSpec, WorkflowConfig, validate_items
 from dagfleet.loader import load
-from dagfleet.settings import Settings
+from dagfleet.settings import Settings, read_setting
 from dagfleet.store import workflow_id_from_file
 from dagfleet.taskpod import task_defaults
 
@@ -108,7 +108,7 @@ def parse_settings(dag_file: str | Path, environ: Mapping[str, str] | None = Non
     names one: sync writes the file and its record side by side, whatever Airflow's config says."""
     env = os.environ if environ is None else environ
     settings = Settings.from_env(env)
-    if env.get("DAGFLEET_DAGS_FOLDER"):
+    if read_setting(env, "DAGFLEET_DAGS_FOLDER", derive=False):
         return settings
     return replace(settings, dags_folder=Path(dag_file).parent)
 

@@ -185,7 +185,8 @@ def cmd_task(settings: Settings, args: Sequence[str]) -> int:
     handoff(argv)
 
 
-def cmd_watch(settings: Settings, once: bool = False) -> int:
+def _stop_event() -> threading.Event:
+    """An event SIGTERM and SIGINT set (the watch loop stops between passes)."""
     stop = threading.Event()
 
     def _stop(signum: int, _frame: FrameType | None) -> None:
@@ -194,6 +195,28 @@ def cmd_watch(settings: Settings, once: bool = False) -> int:
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
+    return stop
+
+
+def _watch_pass(materializer: Materializer, probes: _Probes | None) -> None:
+    """One sync of the watch loop: logged, observed by the probes, never raised."""
+    started, clock = time.time(), time.monotonic()
+    report = None
+    try:
+        report = materializer.sync()
+    except DagfleetError as err:
+        log.error("%s", err)
+    except Exception as err:  # noqa: BLE001 - the sidecar keeps watching whatever one pass hits
+        log.error("%s", _unexpected(err))
+    else:
+        if report.changed or report.problems or report.outcome is not Outcome.SYNCED:
+            _report(report)
+    if probes:
+        probes.observe(report, started, time.monotonic() - clock)
+
+
+def cmd_watch(settings: Settings, once: bool = False) -> int:
+    stop = _stop_event()
     materializer = Materializer(settings)
     probes = _start_metrics(settings, materializer)
     log.info("watching the config API every %gs", settings.sync_interval)
@@ -201,22 +224,7 @@ def cmd_watch(settings: Settings, once: bool = False) -> int:
         while not stop.is_set():
             if probes:
                 probes.health.beat()
-            started, clock = time.time(), time.monotonic()
-            try:
-                report = materializer.sync()
-            except DagfleetError as err:
-                log.error("%s", err)
-                if probes:
-                    probes.observe(None, started, time.monotonic() - clock)
-            except Exception as err:  # noqa: BLE001 - the sidecar keeps watching whatever one pass hits
-                log.error("%s", _unexpected(err))
-                if probes:
-                    probes.observe(None, started, time.monotonic() - clock)
-            else:
-                if report.changed or report.problems or report.outcome is not Outcome.SYNCED:
-                    _report(report)
-                if probes:
-                    probes.observe(report, started, time.monotonic() - clock)
+            _watch_pass(materializer, probes)
             if once:
                 break
             if probes:

@@ -53,6 +53,19 @@ def _shown(value: object, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+def _names_validator(field: str, pattern: re.Pattern[str], problem: str) -> Any:
+    """A pydantic validator of ``field`` (a mapping, or a list, of names): ValueError(``problem``
+    with the first name ``pattern`` does not match filled in)."""
+
+    def check(cls: type, value: Iterable[str]) -> Iterable[str]:
+        for name in value:
+            if not pattern.fullmatch(name):
+                raise ValueError(problem.format(_shown(name)))
+        return value
+
+    return field_validator(field)(check)
+
+
 # -- small value parsers ---------------------------------------------------------------------
 def _duration(value: Any) -> timedelta:
     """Seconds (number), ``{"days"|"hours"|"minutes"|"seconds": n}`` or an ISO 8601 duration."""
@@ -267,13 +280,7 @@ class PodSpec(_Model):
             }
         return value
 
-    @field_validator("env")
-    @classmethod
-    def _check_env(cls, value: dict[str, str]) -> dict[str, str]:
-        for name in value:
-            if not ENV_NAME.fullmatch(name):
-                raise ValueError(f"{_shown(name)} is not a valid environment variable name")
-        return value
+    _check_env = _names_validator("env", ENV_NAME, "{} is not a valid environment variable name")
 
     @field_validator("secrets")
     @classmethod
@@ -396,13 +403,7 @@ class WorkflowConfig(_Model):
                 raise ValueError(f"tag {_shown(tag)} must be 1 to 100 characters")
         return value
 
-    @field_validator("params")
-    @classmethod
-    def _check_param_names(cls, value: dict[str, ParamSpec]) -> dict[str, ParamSpec]:
-        for name in value:
-            if not IDENTIFIER.fullmatch(name):
-                raise ValueError(f"param name {_shown(name)} must be letters, digits and '_'")
-        return value
+    _check_param_names = _names_validator("params", IDENTIFIER, "param name {} must be letters, digits and '_'")
 
     def secret_set(self, name: str | None) -> list[SecretSpec]:
         """The specs of a declared secret set (``None``: the default set, or none)."""

@@ -184,6 +184,29 @@ def from_json(data: dict[str, Any]) -> FleetStatus:
     )
 
 
+def _stored_status(store: FleetStore, workflow_id: str, entry: Any, dag_file: str | None) -> WorkflowStatus:
+    """One workflow from its entry in status.json (anything but a dict: nothing recorded) and its record."""
+    entry = entry if isinstance(entry, dict) else {}
+    try:
+        state = State(entry.get("state", State.UNKNOWN))
+    except ValueError:
+        state = State.UNKNOWN
+    problem = entry.get("problem")
+    try:
+        record = store.record(workflow_id)
+    except (WorkflowIdError, OSError):  # a rejected raw ID has no record
+        record = None
+    return WorkflowStatus(
+        workflow_id=workflow_id,
+        state=state,
+        source=str(entry.get("source", "-")),
+        template=record.template if record is not None else "-",
+        stored_at=record.stored_at if record is not None else None,
+        problem=problem if isinstance(problem, str) else None,
+        dag_file=dag_file,
+    )
+
+
 def load(settings: Settings) -> FleetStatus:
     """The fleet as the last recorded sync left it, completed from the files on disk (the
     manifest, and each workflow's record for its template and stored time)."""
@@ -192,30 +215,10 @@ def load(settings: Settings) -> FleetStatus:
     data = data if data.get("version") == STATUS_VERSION else {}
     recorded = data.get("workflows") if isinstance(data.get("workflows"), dict) else {}
     files = _manifest_ids(store)
-    workflows = []
-    for workflow_id in sorted(set(recorded) | set(files)):
-        entry = recorded.get(workflow_id)
-        entry = entry if isinstance(entry, dict) else {}
-        try:
-            state = State(entry.get("state", State.UNKNOWN))
-        except ValueError:
-            state = State.UNKNOWN
-        problem = entry.get("problem")
-        try:
-            record = store.record(workflow_id)
-        except (WorkflowIdError, OSError):  # a rejected raw ID has no record
-            record = None
-        workflows.append(
-            WorkflowStatus(
-                workflow_id=workflow_id,
-                state=state,
-                source=str(entry.get("source", "-")),
-                template=record.template if record is not None else "-",
-                stored_at=record.stored_at if record is not None else None,
-                problem=problem if isinstance(problem, str) else None,
-                dag_file=files.get(workflow_id),
-            )
-        )
+    workflows = [
+        _stored_status(store, workflow_id, recorded.get(workflow_id), files.get(workflow_id))
+        for workflow_id in sorted(set(recorded) | set(files))
+    ]
     problems = data.get("problems")
     return FleetStatus(
         outcome=str(data.get("outcome", "never")),

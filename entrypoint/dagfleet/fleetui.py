@@ -75,9 +75,9 @@ th { background: #f7fafc; }
 
 def dags_folder(environ: Mapping[str, str] | None = None) -> Path:
     """The dags folder dagfleet syncs: DAGFLEET_DAGS_FOLDER, else Airflow's own setting."""
-    env = os.environ if environ is None else environ
-    if env.get("DAGFLEET_DAGS_FOLDER"):
-        return Path(env["DAGFLEET_DAGS_FOLDER"])
+    configured = read_setting(os.environ if environ is None else environ, "DAGFLEET_DAGS_FOLDER", derive=False)
+    if configured:
+        return configured
     from airflow.configuration import conf
 
     return Path(conf.get("core", "dags_folder")).expanduser()
@@ -128,32 +128,41 @@ def render_unavailable(message: str) -> str:
 """
 
 
-def render_page(status: fleetstatus.FleetStatus, now: float) -> str:
-    """The page: the sync summary on top, then one row per workflow with a link to its DAG."""
+def _summary_html(status: fleetstatus.FleetStatus, now: float) -> list[str]:
+    """The summary's paragraphs: healthy or not, the last sync, the last success, fleet problems."""
     e = html.escape
     counts = ", ".join(f"{n} {STATE_LABELS.get(s, s)}" for s, n in status.counts().items())
-    summary = [
+    return [
         f"<p><strong>{'Healthy' if status.healthy else 'Not healthy'}</strong>: "
         f"{sum(1 for w in status.workflows if w.dag_file)} generated DAG(s); {e(counts)}</p>",
         f"<p>Last sync: {e(_when(status.attempted_at, now))}: {e(status.summary)}</p>",
         f"<p>Last success: {e(_when(status.last_success, now))}</p>",
         *(f'<p class="problem">Problem: {e(p)}</p>' for p in status.problems),
     ]
-    rows = []
-    for w in status.workflows:
-        # The DAG page of Airflow's UI, relative to this page (<base>/dagfleet/): works under any base URL.
-        name = (
-            f'<a href="../dags/{quote(w.workflow_id, safe="")}" target="_top">{e(w.workflow_id)}</a>'
-            if w.dag_file
-            else e(w.workflow_id)
-        )
-        stored = datetime.fromtimestamp(w.stored_at, tz=UTC).strftime("%Y-%m-%d %H:%M:%S") if w.stored_at else "-"
-        rows.append(
-            f'<tr data-workflow="{e(w.workflow_id)}"><td>{name}</td>'
-            f'<td class="state state-{e(w.state)}">{e(STATE_LABELS.get(w.state, w.state))}</td>'
-            f"<td>{e(w.template)}</td><td>{e(w.source)}</td><td>{e(stored)}</td>"
-            f'<td class="problem">{e(w.problem or "-")}</td></tr>'
-        )
+
+
+def _row_html(w: fleetstatus.WorkflowStatus) -> str:
+    """One workflow's table row, its name linked to its DAG when it has one."""
+    e = html.escape
+    # The DAG page of Airflow's UI, relative to this page (<base>/dagfleet/): works under any base URL.
+    name = (
+        f'<a href="../dags/{quote(w.workflow_id, safe="")}" target="_top">{e(w.workflow_id)}</a>'
+        if w.dag_file
+        else e(w.workflow_id)
+    )
+    stored = datetime.fromtimestamp(w.stored_at, tz=UTC).strftime("%Y-%m-%d %H:%M:%S") if w.stored_at else "-"
+    return (
+        f'<tr data-workflow="{e(w.workflow_id)}"><td>{name}</td>'
+        f'<td class="state state-{e(w.state)}">{e(STATE_LABELS.get(w.state, w.state))}</td>'
+        f"<td>{e(w.template)}</td><td>{e(w.source)}</td><td>{e(stored)}</td>"
+        f'<td class="problem">{e(w.problem or "-")}</td></tr>'
+    )
+
+
+def render_page(status: fleetstatus.FleetStatus, now: float) -> str:
+    """The page: the sync summary on top, then one row per workflow with a link to its DAG."""
+    summary = _summary_html(status, now)
+    rows = [_row_html(w) for w in status.workflows]
     body = "\n".join(rows) or '<tr><td colspan="6">No workflows recorded yet.</td></tr>'
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>dagfleet: Fleet</title><style>{_STYLE}</style></head>

@@ -47,10 +47,23 @@ class FleetMetrics:
         """``last_success``: when the last successful sync recorded on disk started (a restarted
         sidecar keeps counting from there)."""
         self.registry = registry or CollectorRegistry()
-        r = self.registry
         self._since = last_success or time.time()
-        self.info = Info("dagfleet", "dagfleet build information", registry=r)
+        self.info = Info("dagfleet", "dagfleet build information", registry=self.registry)
         self.info.info({"version": __version__})
+        self._declare_sync(self.registry, last_success)
+        self._declare_client(self.registry)
+        self.heartbeat = Gauge(
+            "dagfleet_watch_heartbeat_timestamp_seconds",
+            "Unix time of the watch loop's last heartbeat",
+            registry=self.registry,
+        )
+        self._answered = 0  # responses seen by the hook, to count requests that got none
+        self._sent = 0
+        self._bytes = 0
+        self._lock = threading.Lock()
+
+    def _declare_sync(self, r: CollectorRegistry, last_success: float | None) -> None:
+        """The metrics of each sync: when, how it ended, how long it took, what it did."""
         self.last_success = Gauge(
             "dagfleet_sync_last_success_timestamp_seconds",
             "Unix time at which the last sync that ended 'synced' started (0: none yet)",
@@ -79,6 +92,14 @@ class FleetMetrics:
             "dagfleet_workflows", "Workflows by what the last sync did with them", ["state"], registry=r
         )
         self.problems = Gauge("dagfleet_sync_problems", "Problems the last sync reported", registry=r)
+        for outcome in OUTCOMES:
+            self.last_outcome.labels(outcome)
+            self.syncs.labels(outcome)
+        for state in METRIC_STATES:
+            self.workflows.labels(str(state))
+
+    def _declare_client(self, r: CollectorRegistry) -> None:
+        """The metrics of the config API client: answers by status code, bytes received."""
         self.requests = Counter(
             "dagfleet_config_api_requests",
             "Requests to the config API by HTTP status code ('none': no answer: refused, timed out, broken)",
@@ -88,18 +109,6 @@ class FleetMetrics:
         self.received = Counter(
             "dagfleet_config_api_received_bytes", "Bytes of config API answers (JSON bodies) received", registry=r
         )
-        self.heartbeat = Gauge(
-            "dagfleet_watch_heartbeat_timestamp_seconds", "Unix time of the watch loop's last heartbeat", registry=r
-        )
-        for outcome in OUTCOMES:
-            self.last_outcome.labels(outcome)
-            self.syncs.labels(outcome)
-        for state in METRIC_STATES:
-            self.workflows.labels(str(state))
-        self._answered = 0  # responses seen by the hook, to count requests that got none
-        self._sent = 0
-        self._bytes = 0
-        self._lock = threading.Lock()
 
     # -- the config API client ------------------------------------------------------------------
     def instrument(self, client: ConfigClient) -> None:

@@ -1,4 +1,10 @@
-"""Every ``DAGFLEET_*`` environment variable, read in one place (see docs/reference.md)."""
+"""Every ``DAGFLEET_*`` environment variable, declared once and read in one place.
+
+Each setting is one ``setting(...)`` declaration (its variable, parser, default and one line of docs)
+on a field of :class:`Settings`; ``SETTINGS`` (what ``dagfleet check`` accepts), ``Settings.from_env``,
+the dataclass defaults and the table in docs/reference.md (``scripts/settings_doc.py``) all derive
+from it. Other modules read a variable only through :func:`read_setting` or a ``Settings``.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +12,7 @@ import os
 import re
 import shutil
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -29,15 +35,23 @@ def _flag(value: str) -> bool:
     raise ValueError("expected true or false")
 
 
+def _number(value: str, kind: type[int] | type[float], expected: str) -> Any:
+    """``kind(value)``; a ValueError that says what was expected (never the value: it may be a secret)."""
+    try:
+        return kind(value)
+    except ValueError:
+        raise ValueError(expected) from None
+
+
 def _positive_float(value: str) -> float:
-    number = float(value)
+    number = _number(value, float, "expected a number > 0")
     if number <= 0:
         raise ValueError("expected a number > 0")
     return number
 
 
 def _positive_int(value: str) -> int:
-    number = int(value)
+    number = _number(value, int, "expected an integer >= 1")
     if number < 1:
         raise ValueError("expected an integer >= 1")
     return number
@@ -62,9 +76,10 @@ def _cache_url(value: str) -> str:
 def _port(value: str) -> int | None:
     if not value.strip():
         return None
-    number = int(value)
+    expected = "expected a TCP port 1-65535 (or leave unset to turn metrics off)"
+    number = _number(value, int, expected)
     if not 1 <= number <= 65535:
-        raise ValueError("expected a TCP port 1-65535 (or leave unset to turn metrics off)")
+        raise ValueError(expected)
     return number
 
 
@@ -85,74 +100,108 @@ def _template_name(value: str) -> str:
     return value
 
 
-# name -> (parser, default as a string or None for "unset")
-SPEC: dict[str, tuple[Callable[[str], Any], str | None]] = {
-    "DAGFLEET_API_URL": (_url, None),
-    "DAGFLEET_API_KEY": (_text, None),
-    "DAGFLEET_API_KEY_FILE": (_text, None),
-    "DAGFLEET_STATIC_WORKFLOWS": (_text, None),
-    "DAGFLEET_DAGS_FOLDER": (_text, None),
-    "DAGFLEET_TEMPLATES": (_text, None),
-    "DAGFLEET_DEFAULT_TEMPLATE": (_template_name, "demo"),
-    "DAGFLEET_BASE_DAG": (_text, None),
-    "DAGFLEET_ALLOW_EMPTY": (_flag, "false"),
-    "DAGFLEET_SYNC_INTERVAL": (_positive_float, "60"),
-    "DAGFLEET_CONNECT_TIMEOUT": (_positive_float, "3"),
-    "DAGFLEET_READ_TIMEOUT": (_positive_float, "10"),
-    "DAGFLEET_RETRIES": (_positive_int, "4"),
-    "DAGFLEET_CACHE_URL": (_cache_url, ""),
-    "DAGFLEET_CACHE_TTL": (_positive_float, "300"),
-    "DAGFLEET_PARSE_TIMEOUT": (_positive_float, "5"),
-    "DAGFLEET_LOG_LEVEL": (_log_level, "INFO"),
-    "DAGFLEET_EXEC": (_text, None),
-    "DAGFLEET_METRICS_PORT": (_port, ""),
-    "DAGFLEET_STUCK_AFTER": (_optional_positive_float, ""),
-    "DAGFLEET_TASK_WORKFLOW": (_text, None),  # set on task pods by the DAG's pod override (dagfleet.taskpod)
-    "DAGFLEET_STATUS_URL": (_url, None),
-}
+def _optional_text(value: str) -> str | None:
+    return value or None
+
+
+def _optional_path(value: str) -> Path | None:
+    return Path(value) if value else None
+
+
+def _templates_folder(value: str) -> Path:
+    return Path(value) if value else SHIPPED_TEMPLATES
+
+
+def _id_list(value: str) -> tuple[str, ...]:
+    return tuple(value.replace(",", " ").split())
+
+
+def _airflow_dags_folder(environ: Mapping[str, str]) -> Path:
+    """Airflow's dags folder as its own variables say (the default of DAGFLEET_DAGS_FOLDER)."""
+    if environ.get("AIRFLOW__CORE__DAGS_FOLDER"):
+        return Path(environ["AIRFLOW__CORE__DAGS_FOLDER"])
+    home = environ.get("AIRFLOW_HOME") or str(Path.home() / "airflow")
+    return Path(home) / "dags"
+
+
+def _base_dag_stem(environ: Mapping[str, str]) -> str | None:
+    """With only DAGFLEET_BASE_DAG set, that file is the default template."""
+    base_dag = environ.get("DAGFLEET_BASE_DAG")
+    return Path(base_dag).stem if base_dag else None
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One ``DAGFLEET_*`` variable: the single declaration everything else about it derives from."""
+
+    name: str
+    parse: Callable[[str], Any]  # raises ValueError("expected ...") on a bad value
+    default: str | None  # the value when unset, spelled as in the environment; None: unset (None)
+    doc: str  # the meaning column of docs/reference.md
+    shown_default: str | None = None  # the docs' default column when not just `default`
+    derive: Callable[[Mapping[str, str]], Any] | None = None  # the value when unset (or empty), from others
+    secret: bool = False  # never in a repr
+
+    def read(self, environ: Mapping[str, str], *, derive: bool = True) -> Any:
+        """The parsed value in ``environ`` (its default, or what ``derive`` gives, when unset)."""
+        raw = environ.get(self.name)
+        value = self._parse(self.default if raw is None else raw)
+        if derive and self.derive is not None and (raw is None or value is None):
+            derived = self.derive(environ)
+            return value if derived is None else derived
+        return value
+
+    def _parse(self, raw: str | None) -> Any:
+        if raw is None:
+            return None
+        try:
+            return self.parse(raw)
+        except ValueError as err:
+            raise DagfleetError(f"{self.name}: {err}") from None
+
+
+# name -> declaration, in declaration order (the order of docs/reference.md)
+SETTINGS: dict[str, Setting] = {}
+
+
+def declare(name: str, parse: Callable[[str], Any], default: str | None, doc: str, **more: Any) -> Setting:
+    """Register one setting's declaration (see ``setting`` for one that is a field of Settings)."""
+    if name in SETTINGS:
+        raise ValueError(f"{name} is declared twice")
+    SETTINGS[name] = declared = Setting(name, parse, default, doc, **more)
+    return declared
+
+
+def setting(name: str, parse: Callable[[str], Any], default: str | None, doc: str, **more: Any) -> Any:
+    """A field of Settings declared as the setting ``name``: its default is what an empty
+    environment gives (``Settings() == Settings.from_env({})``); a derived one is computed when a
+    Settings is made, never at import (the dags folder's may ask for the home directory)."""
+    declared = declare(name, parse, default, doc, **more)
+    more_field: dict[str, Any] = {"repr": not declared.secret, "metadata": {"setting": declared}}
+    if declared.derive is not None:
+        return field(default_factory=lambda: declared.read({}), **more_field)
+    return field(default=declared.read({}), **more_field)
+
+
+def read_setting(environ: Mapping[str, str], name: str, *, derive: bool = True) -> Any:
+    """One DAGFLEET_* setting from ``environ``, parsed by its declaration (its default when unset;
+    with ``derive=False`` only the variable and its declared default count, never other variables);
+    a bad value raises DagfleetError naming the variable and what it expects."""
+    return SETTINGS[name].read(environ, derive=derive)
 
 
 def invalid_env(environ: Mapping[str, str]) -> list[str]:
     """One message per unknown or unparsable ``DAGFLEET_*`` variable (values are never echoed)."""
     problems = []
-    for name, value in sorted(environ.items()):
-        if not name.startswith("DAGFLEET_"):
-            continue
-        if name not in SPEC:
+    for name in sorted(n for n in environ if n.startswith("DAGFLEET_")):
+        if name not in SETTINGS:
             problems.append(f"{name} is not a dagfleet setting (known: see docs/reference.md)")
             continue
         try:
-            SPEC[name][0](value)
-        except ValueError as err:
-            problems.append(f"{name}: {err}")
+            SETTINGS[name].read(environ, derive=False)
+        except DagfleetError as err:
+            problems.append(str(err))
     return problems
-
-
-def read_setting(environ: Mapping[str, str], name: str) -> Any:
-    """One DAGFLEET_* setting from ``environ``, parsed by its SPEC entry (its default when unset);
-    a bad value raises DagfleetError naming the variable."""
-    parser, default = SPEC[name]
-    raw = environ.get(name, default)
-    if raw is None:
-        return None
-    try:
-        return parser(raw)
-    except ValueError as err:
-        raise DagfleetError(f"{name}: {err}") from None
-
-
-def _default_template(environ: Mapping[str, str]) -> str:
-    """DAGFLEET_DEFAULT_TEMPLATE; with only DAGFLEET_BASE_DAG set, that file is the default."""
-    if "DAGFLEET_DEFAULT_TEMPLATE" not in environ and environ.get("DAGFLEET_BASE_DAG"):
-        return Path(environ["DAGFLEET_BASE_DAG"]).stem
-    return read_setting(environ, "DAGFLEET_DEFAULT_TEMPLATE")
-
-
-def _default_dags_folder(environ: Mapping[str, str]) -> Path:
-    if environ.get("AIRFLOW__CORE__DAGS_FOLDER"):
-        return Path(environ["AIRFLOW__CORE__DAGS_FOLDER"])
-    home = environ.get("AIRFLOW_HOME") or str(Path.home() / "airflow")
-    return Path(home) / "dags"
 
 
 def packaged_file(*parts: str) -> Path:
@@ -167,55 +216,159 @@ def packaged_file(*parts: str) -> Path:
 
 @dataclass(frozen=True)
 class Settings:
-    api_url: str | None = field(default=None, repr=False)  # may carry user:password@
-    api_key_value: str | None = field(default=None, repr=False)
-    api_key_file: str | None = None
-    static_workflows: tuple[str, ...] = ()
-    dags_folder: Path = Path("dags")
-    templates_folder: Path = SHIPPED_TEMPLATES
-    default_template: str = "demo"
-    base_dag: Path | None = None  # DAGFLEET_BASE_DAG: one more template, named after its stem
-    allow_empty: bool = False
-    sync_interval: float = 60.0
-    connect_timeout: float = 3.0
-    read_timeout: float = 10.0
-    retries: int = 4
-    cache_url: str = field(default="", repr=False)  # redis://:password@host: never in a repr
-    cache_ttl: float = 300.0
-    parse_timeout: float = 5.0
-    log_level: str = "INFO"
-    exec_program: str | None = None
-    metrics_port: int | None = None  # `dagfleet watch` serves /metrics, /healthz, /readyz here
-    stuck_after: float | None = None  # /healthz fails after this long without a loop heartbeat
-    status_url: str | None = None  # the Fleet page reads the status here (a watch's /status.json), not on disk
+    """The DAGFLEET_* settings, parsed: one field per setting, declared here (docs/reference.md is generated)."""
+
+    api_url: str | None = setting(
+        "DAGFLEET_API_URL",
+        _url,
+        None,
+        "base URL of the config API, e.g. `http://config-api:8000` (paths `/airflowconfigs…` are appended)",
+        secret=True,  # may carry user:password@
+    )
+    api_key_value: str | None = setting(
+        "DAGFLEET_API_KEY",
+        _text,
+        None,
+        "API key sent as `x-api-key`",
+        secret=True,
+    )
+    api_key_file: str | None = setting(
+        "DAGFLEET_API_KEY_FILE",
+        _text,
+        None,
+        "file holding the API key (a mounted Kubernetes Secret); wins over `DAGFLEET_API_KEY`",
+    )
+    static_workflows: tuple[str, ...] = setting(
+        "DAGFLEET_STATIC_WORKFLOWS",
+        _id_list,
+        "",
+        "comma- or space-separated workflow IDs: used when no API URL is set, or when the API fails "
+        "and there is no last known good set",
+        shown_default="unset",
+    )
+    dags_folder: Path = setting(
+        "DAGFLEET_DAGS_FOLDER",
+        _optional_path,
+        None,
+        "where the DAG files go",
+        shown_default="`$AIRFLOW__CORE__DAGS_FOLDER`, else `$AIRFLOW_HOME/dags`",
+        derive=_airflow_dags_folder,
+    )
+    templates_folder: Path = setting(
+        "DAGFLEET_TEMPLATES",
+        _templates_folder,
+        "",
+        "folder of templates: `<name>.py` base DAGs, optional `<name>.schema.json` ([templates](templates.md))",
+        shown_default="the templates shipped in the package",
+    )
+    default_template: str = setting(
+        "DAGFLEET_DEFAULT_TEMPLATE",
+        _template_name,
+        "demo",
+        "the template of workflows whose config names none",
+        shown_default="`demo` (or the stem of `DAGFLEET_BASE_DAG` when only that is set)",
+        derive=_base_dag_stem,
+    )
+    base_dag: Path | None = setting(
+        "DAGFLEET_BASE_DAG",
+        _optional_path,
+        None,
+        "the one-template shortcut: this file is one more template, named after its stem "
+        "(and the default one unless `DAGFLEET_DEFAULT_TEMPLATE` is set)",
+    )
+    allow_empty: bool = setting(
+        "DAGFLEET_ALLOW_EMPTY",
+        _flag,
+        "false",
+        "an empty workflow list from the API prunes every generated DAG only when `true`",
+    )
+    sync_interval: float = setting(
+        "DAGFLEET_SYNC_INTERVAL",
+        _positive_float,
+        "60",
+        "seconds between syncs in `watch`",
+    )
+    connect_timeout: float = setting(
+        "DAGFLEET_CONNECT_TIMEOUT",
+        _positive_float,
+        "3",
+        "seconds to connect to the config API, per request",
+    )
+    read_timeout: float = setting(
+        "DAGFLEET_READ_TIMEOUT",
+        _positive_float,
+        "10",
+        "seconds to wait for the config API's answer, per request",
+    )
+    retries: int = setting(
+        "DAGFLEET_RETRIES",
+        _positive_int,
+        "4",
+        "attempts per request in sync (exponential backoff with jitter)",
+    )
+    cache_url: str = setting(
+        "DAGFLEET_CACHE_URL",
+        _cache_url,
+        "",
+        "`redis://host:6379/0` to share the parse-time config cache",
+        shown_default="unset (disk cache)",
+        secret=True,  # redis://:password@host
+    )
+    cache_ttl: float = setting(
+        "DAGFLEET_CACHE_TTL",
+        _positive_float,
+        "300",
+        "seconds a cached config counts as fresh at parse time",
+    )
+    parse_timeout: float = setting(
+        "DAGFLEET_PARSE_TIMEOUT",
+        _positive_float,
+        "5",
+        "total seconds a DAG file may spend on the network while parsing",
+    )
+    log_level: str = setting(
+        "DAGFLEET_LOG_LEVEL",
+        _log_level,
+        "INFO",
+        "`DEBUG`, `INFO`, `WARNING` or `ERROR` (any case)",
+    )
+    exec_program: str | None = setting(
+        "DAGFLEET_EXEC",
+        _optional_text,
+        None,
+        "what `run` and `task` hand Airflow components to",
+        shown_default="`/entrypoint` if it exists, else `airflow`",
+    )
+    metrics_port: int | None = setting(
+        "DAGFLEET_METRICS_PORT",
+        _port,
+        "",
+        "TCP port on which `watch` serves Prometheus `/metrics`, `/healthz`, `/readyz` and `/status.json` "
+        "(all interfaces)",
+        shown_default="unset (off)",
+    )
+    stuck_after: float | None = setting(
+        "DAGFLEET_STUCK_AFTER",
+        _optional_positive_float,
+        "",
+        "seconds the `watch` loop may go without a heartbeat before `/healthz` answers 503",
+        shown_default="`3 \N{MULTIPLICATION SIGN} DAGFLEET_SYNC_INTERVAL + DAGFLEET_RETRIES \N{MULTIPLICATION SIGN} "
+        "(connect + read timeout + 60)`",
+    )
+    status_url: str | None = setting(
+        "DAGFLEET_STATUS_URL",
+        _url,
+        None,
+        "read by the Fleet page in Airflow's UI: an `http(s)://` URL of a `dagfleet watch`'s `/status.json` "
+        "(the chart sets it on the api-server); one GET per page view, 2 s connect / 3 s read timeout "
+        "([operations](operations.md))",
+        shown_default="unset (the local dags folder)",
+    )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if environ is None else environ
-        static = read_setting(env, "DAGFLEET_STATIC_WORKFLOWS") or ""
-        return cls(
-            api_url=read_setting(env, "DAGFLEET_API_URL"),
-            api_key_value=read_setting(env, "DAGFLEET_API_KEY"),
-            api_key_file=read_setting(env, "DAGFLEET_API_KEY_FILE"),
-            static_workflows=tuple(static.replace(",", " ").split()),
-            dags_folder=Path(read_setting(env, "DAGFLEET_DAGS_FOLDER") or _default_dags_folder(env)),
-            templates_folder=Path(read_setting(env, "DAGFLEET_TEMPLATES") or SHIPPED_TEMPLATES),
-            default_template=_default_template(env),
-            base_dag=Path(base_dag) if (base_dag := read_setting(env, "DAGFLEET_BASE_DAG")) else None,
-            allow_empty=read_setting(env, "DAGFLEET_ALLOW_EMPTY"),
-            sync_interval=read_setting(env, "DAGFLEET_SYNC_INTERVAL"),
-            connect_timeout=read_setting(env, "DAGFLEET_CONNECT_TIMEOUT"),
-            read_timeout=read_setting(env, "DAGFLEET_READ_TIMEOUT"),
-            retries=read_setting(env, "DAGFLEET_RETRIES"),
-            cache_url=read_setting(env, "DAGFLEET_CACHE_URL"),
-            cache_ttl=read_setting(env, "DAGFLEET_CACHE_TTL"),
-            parse_timeout=read_setting(env, "DAGFLEET_PARSE_TIMEOUT"),
-            log_level=read_setting(env, "DAGFLEET_LOG_LEVEL"),
-            exec_program=read_setting(env, "DAGFLEET_EXEC"),
-            metrics_port=read_setting(env, "DAGFLEET_METRICS_PORT"),
-            stuck_after=read_setting(env, "DAGFLEET_STUCK_AFTER"),
-            status_url=read_setting(env, "DAGFLEET_STATUS_URL"),
-        )
+        return cls(**{f.name: f.metadata["setting"].read(env) for f in fields(cls)})
 
     @property
     def api_key(self) -> str | None:
@@ -246,3 +399,13 @@ class Settings:
         if self.exec_program:
             return self.exec_program
         return "/entrypoint" if Path("/entrypoint").exists() else (shutil.which("airflow") or "airflow")
+
+
+# Not a field of Settings: only `dagfleet task` reads it (dagfleet.taskpod).
+TASK_WORKFLOW = declare(
+    "DAGFLEET_TASK_WORKFLOW",
+    _optional_text,
+    None,
+    "set by the DAG itself, never by hand: under the KubernetesExecutor each task's pod override carries "
+    '`{"workflow_id", "config"}` (the raw config the DAG was parsed from), read by `dagfleet task`',
+)

@@ -32,12 +32,12 @@ from typing import Any
 from dagfleet import workflow_ids
 from dagfleet.config import WorkflowConfig, validate_config
 from dagfleet.errors import DagfleetError
-from dagfleet.settings import Settings
+from dagfleet.settings import TASK_WORKFLOW, Settings, read_setting
 from dagfleet.store import Record
 
 log = logging.getLogger(__name__)
 
-ENV_VAR = "DAGFLEET_TASK_WORKFLOW"
+ENV_VAR = TASK_WORKFLOW.name
 # Kubernetes keeps a whole Pod object under ~1.5 MB; a config this big is certainly a mistake.
 MAX_PAYLOAD = 256 * 1024
 
@@ -97,7 +97,7 @@ def task_defaults(workflow_id: str, config: WorkflowConfig, settings: Settings |
 
 def payload_from_env(environ: Mapping[str, str]) -> tuple[Record, bytes] | None:
     """(record, DAG file) from ``DAGFLEET_TASK_WORKFLOW``, None when unset; raises when malformed."""
-    text = environ.get(ENV_VAR)
+    text = read_setting(environ, ENV_VAR)
     if not text:
         return None
     problem = f"{ENV_VAR} is not the JSON object the DAG set; re-parse the DAG"
