@@ -41,9 +41,7 @@ metadata:
     {{- if $token }}
     checkov.io/skip-sa-token: "CKV_K8S_38=Airflow launches task pods and reads their logs through the Kubernetes API (KubernetesPodOperator, KubernetesExecutor): it needs its ServiceAccount token"
     {{- end }}
-    {{- if not $root.Values.networkPolicy.enabled }}
-    checkov.io/skip-netpol: "CKV2_K8S_6=NetworkPolicies are opt-in (networkPolicy.enabled); the ingress-networkpolicy scenario covers them"
-    {{- end }}
+    {{- with include "dagfleet.netpolCheckovSkip" $root }}{{ . | nindent 4 }}{{- end }}
 spec:
   replicas: {{ $v.replicas }}
   revisionHistoryLimit: 5

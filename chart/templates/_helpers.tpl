@@ -502,6 +502,16 @@ digest; a pull policy other than Always). A skip value is "<check>=<reason>": no
 {{- end }}
 
 {{/*
+dagfleet.netpolCheckovSkip: the checkov skip for "no NetworkPolicy" (CKV2_K8S_6) of a pod's
+annotations while networkPolicy.enabled is off; empty otherwise. Takes the root context.
+*/}}
+{{- define "dagfleet.netpolCheckovSkip" -}}
+{{- if not .Values.networkPolicy.enabled -}}
+checkov.io/skip-netpol: "CKV2_K8S_6=NetworkPolicies are opt-in (networkPolicy.enabled); the ingress-networkpolicy scenario covers them"
+{{- end }}
+{{- end }}
+
+{{/*
 dagfleet.migrateMounts: the mounts of the migration containers (no DAGs). Takes the root context.
 */}}
 {{- define "dagfleet.migrateMounts" -}}
