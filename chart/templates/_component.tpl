@@ -116,14 +116,7 @@ spec:
           securityContext:
             {{- include "dagfleet.containerSecurityContext" $root | nindent 12 }}
           volumeMounts:
-            - name: logs
-              mountPath: /opt/airflow/logs
-            - name: tmp
-              mountPath: /tmp
-            - name: airflow-secrets
-              mountPath: {{ include "dagfleet.airflowSecretsDir" $root }}
-              readOnly: true
-            {{- include "dagfleet.airflowConfigMount" $root | nindent 12 }}
+            {{- include "dagfleet.migrateMounts" $root | nindent 12 }}
       containers:
         {{- with include "dagfleet.extraList" (merge (dict "key" "extraContainers") $extra) }}
         {{- . | nindent 8 }}

@@ -512,7 +512,9 @@ checkov.io/skip-netpol: "CKV2_K8S_6=NetworkPolicies are opt-in (networkPolicy.en
 {{- end }}
 
 {{/*
-dagfleet.migrateMounts: the mounts of the migration containers (no DAGs). Takes the root context.
+dagfleet.migrateMounts: the mounts of the containers that check or run the migrations (no DAGs):
+logs, /tmp, the Airflow secrets and airflow.cfg. The migration Job adds airflow.extraVolumeMounts.
+Takes the root context.
 */}}
 {{- define "dagfleet.migrateMounts" -}}
 - name: logs
@@ -523,7 +525,4 @@ dagfleet.migrateMounts: the mounts of the migration containers (no DAGs). Takes 
   mountPath: {{ include "dagfleet.airflowSecretsDir" . }}
   readOnly: true
 {{ include "dagfleet.airflowConfigMount" . }}
-{{- with .Values.airflow.extraVolumeMounts }}
-{{ toYaml . }}
-{{- end }}
 {{- end }}
