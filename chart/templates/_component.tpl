@@ -13,13 +13,14 @@ Takes (dict
                                  through the official /entrypoint and gets no config API key
   "podTemplate" false            mounts the KubernetesExecutor pod template (checksum)
   "grace" 60                     terminationGracePeriodSeconds
-  "ports" "<yaml list>"          containerPorts
-  "probes" "<yaml>"              startupProbe/livenessProbe/readinessProbe
-  "extraEnv" "<yaml list>"       component-specific env
-  "extraVolumes" "<yaml list>"   component-specific volumes
-  "extraMounts" "<yaml list>"    component-specific volumeMounts
-  "terminationGracePeriodSeconds" 600   optional, default 60
+  "ports" (dict "http" 8080)     containerPorts, name -> port (TCP)
+  "probes" (dict "handler" ...)  the probes' check and timings: see dagfleet.probes ("timings"
+                                 defaults to the values' startupProbe/livenessProbe/readinessProbe)
+  "extraEnv" (list (dict ...))   component-specific env
+  "extraVolumes" (list ...)      component-specific volumes
+  "extraMounts" (list ...)       component-specific volumeMounts
 )
+All of it is data: the component renders it (toYaml), callers never pass YAML text.
 */}}
 {{- define "dagfleet.component" -}}
 {{- $root := .root }}
@@ -87,13 +88,13 @@ spec:
             {{- end }}
           {{- with $root.Values.dagfleet.metrics }}
           {{- if .enabled }}
-          ports:
-            - name: {{ include "dagfleet.syncMetricsPortName" $root }}
-              containerPort: {{ .port }}
-              protocol: TCP
           {{- $port := include "dagfleet.syncMetricsPortName" $root }}
-          {{- include "dagfleet.probe" (dict "name" "livenessProbe" "handler" (printf "httpGet:\n  path: /healthz\n  port: %s" $port) "timings" .livenessProbe) | nindent 10 }}
-          {{- include "dagfleet.probe" (dict "name" "readinessProbe" "handler" (printf "httpGet:\n  path: /readyz\n  port: %s" $port) "timings" .readinessProbe) | nindent 10 }}
+          ports:
+            {{- include "dagfleet.containerPorts" (dict $port .port) | nindent 12 }}
+          {{- include "dagfleet.probes" (dict
+            "handler" (dict "httpGet" (dict "path" "/healthz" "port" $port))
+            "readinessHandler" (dict "httpGet" (dict "path" "/readyz" "port" $port))
+            "timings" (pick . "livenessProbe" "readinessProbe")) | nindent 10 }}
           {{- end }}
           {{- end }}
           resources:
@@ -140,7 +141,7 @@ spec:
             {{- include "dagfleet.airflowEnv" $root | nindent 12 }}
             {{- include "dagfleet.airflowSecretEnv" $root | nindent 12 }}
             {{- with .extraEnv }}
-            {{- . | nindent 12 }}
+            {{- toYaml . | nindent 12 }}
             {{- end }}
           {{- with include "dagfleet.extraList" (merge (dict "key" "extraEnvFrom") $extra) }}
           envFrom:
@@ -148,9 +149,10 @@ spec:
           {{- end }}
           {{- with .ports }}
           ports:
-            {{- . | nindent 12 }}
+            {{- include "dagfleet.containerPorts" . | nindent 12 }}
           {{- end }}
-          {{- .probes | nindent 10 }}
+          {{- $probes := merge (dict) .probes (dict "timings" (pick $v "startupProbe" "livenessProbe" "readinessProbe")) }}
+          {{- include "dagfleet.probes" $probes | nindent 10 }}
           resources:
             {{- toYaml $v.resources | nindent 12 }}
           securityContext:
@@ -166,7 +168,7 @@ spec:
               readOnly: true
             {{- include "dagfleet.airflowConfigMount" $root | nindent 12 }}
             {{- with .extraMounts }}
-            {{- . | nindent 12 }}
+            {{- toYaml . | nindent 12 }}
             {{- end }}
             {{- with include "dagfleet.extraList" (merge (dict "key" "extraVolumeMounts") $extra) }}
             {{- . | nindent 12 }}
@@ -180,7 +182,7 @@ spec:
         {{- include "dagfleet.airflowSecretsVolume" $root | nindent 8 }}
         {{- include "dagfleet.airflowConfigVolume" $root | nindent 8 }}
         {{- with .extraVolumes }}
-        {{- . | nindent 8 }}
+        {{- toYaml . | nindent 8 }}
         {{- end }}
         {{- with include "dagfleet.extraList" (merge (dict "key" "extraVolumes") $extra) }}
         {{- . | nindent 8 }}
@@ -191,23 +193,34 @@ spec:
 {{- end }}
 
 {{/*
-dagfleet.probe: one probe from a handler (yaml) and the timings in values.
-Takes (dict "name" "livenessProbe" "handler" "<yaml>" "timings" .Values.x.livenessProbe).
+dagfleet.containerPorts: a container's ports, all TCP. Takes a dict of name -> port, e.g.
+(dict "http" 8080); listed by name.
 */}}
-{{- define "dagfleet.probe" -}}
-{{ .name }}:
-  {{- .handler | nindent 2 }}
-  {{- toYaml .timings | nindent 2 }}
+{{- define "dagfleet.containerPorts" -}}
+{{- $ports := list }}
+{{- range $name, $port := . }}
+{{- $ports = append $ports (dict "name" $name "containerPort" (int $port) "protocol" "TCP") }}
+{{- end }}
+{{- toYaml $ports }}
 {{- end }}
 
 {{/*
-dagfleet.jobsCheckProbes: startup/liveness/readiness probes running
-`airflow jobs check --job-type <type> --local` (is this pod's job heartbeating?).
-Takes (dict "jobType" "DagProcessorJob" "values" .Values.dagProcessor "readinessHandler" "<yaml or empty>").
+dagfleet.probes: a container's probes, each the same check with its own timings from values.
+Takes (dict
+  "timings" (pick .Values.scheduler "startupProbe" "livenessProbe" "readinessProbe")
+                                 probe name -> timings; one probe per key
+  "handler" (dict "httpGet" (dict "path" "/health" "port" "health"))   the check
+  "jobType" "DagProcessorJob"    instead of "handler": `airflow jobs check --job-type <type> --local`
+                                 (is this pod's job heartbeating?)
+  "readinessHandler" (dict ...)  optional: another check for the readinessProbe
+)
 */}}
-{{- define "dagfleet.jobsCheckProbes" -}}
-{{- $handler := printf "exec:\n  command: [\"airflow\", \"jobs\", \"check\", \"--job-type\", %q, \"--local\"]" .jobType -}}
-{{ include "dagfleet.probe" (dict "name" "startupProbe" "handler" $handler "timings" .values.startupProbe) }}
-{{ include "dagfleet.probe" (dict "name" "livenessProbe" "handler" $handler "timings" .values.livenessProbe) }}
-{{ include "dagfleet.probe" (dict "name" "readinessProbe" "handler" (default $handler .readinessHandler) "timings" .values.readinessProbe) }}
+{{- define "dagfleet.probes" -}}
+{{- $handler := .handler | default (dict "exec" (dict "command" (list "airflow" "jobs" "check" "--job-type" .jobType "--local"))) }}
+{{- $probes := dict }}
+{{- range $name, $timings := .timings }}
+{{- $check := ternary ($.readinessHandler | default $handler) $handler (eq $name "readinessProbe") }}
+{{- $_ := set $probes $name (merge (dict) $check $timings) }}
+{{- end }}
+{{- toYaml $probes }}
 {{- end }}
