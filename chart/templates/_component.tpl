@@ -14,8 +14,7 @@ Takes (dict
   "podTemplate" false            mounts the KubernetesExecutor pod template (checksum)
   "grace" 60                     terminationGracePeriodSeconds
   "ports" (dict "http" 8080)     containerPorts, name -> port (TCP)
-  "probes" (dict "handler" ...)  the probes' check and timings: see dagfleet.probes ("timings"
-                                 defaults to the values' startupProbe/livenessProbe/readinessProbe)
+  "probes" (dict "handler" ...)  the probes' check (and timings): see dagfleet.probes
   "extraEnv" (list (dict ...))   component-specific env
   "extraVolumes" (list ...)      component-specific volumes
   "extraMounts" (list ...)       component-specific volumeMounts
@@ -151,8 +150,7 @@ spec:
           ports:
             {{- include "dagfleet.containerPorts" . | nindent 12 }}
           {{- end }}
-          {{- $probes := merge (dict) .probes (dict "timings" (pick $v "startupProbe" "livenessProbe" "readinessProbe")) }}
-          {{- include "dagfleet.probes" $probes | nindent 10 }}
+          {{- include "dagfleet.probes" (merge (dict "values" $v) .probes) | nindent 10 }}
           resources:
             {{- toYaml $v.resources | nindent 12 }}
           securityContext:
@@ -207,8 +205,8 @@ dagfleet.containerPorts: a container's ports, all TCP. Takes a dict of name -> p
 {{/*
 dagfleet.probes: a container's probes, each the same check with its own timings from values.
 Takes (dict
-  "timings" (pick .Values.scheduler "startupProbe" "livenessProbe" "readinessProbe")
-                                 probe name -> timings; one probe per key
+  "values" .Values.scheduler     timings: its startupProbe, livenessProbe and readinessProbe
+  "timings" (dict "livenessProbe" ...)   instead of "values": probe name -> timings
   "handler" (dict "httpGet" (dict "path" "/health" "port" "health"))   the check
   "jobType" "DagProcessorJob"    instead of "handler": `airflow jobs check --job-type <type> --local`
                                  (is this pod's job heartbeating?)
@@ -217,8 +215,12 @@ Takes (dict
 */}}
 {{- define "dagfleet.probes" -}}
 {{- $handler := .handler | default (dict "exec" (dict "command" (list "airflow" "jobs" "check" "--job-type" .jobType "--local"))) }}
+{{- $all := .timings }}
+{{- if not $all }}
+{{- $all = pick .values "startupProbe" "livenessProbe" "readinessProbe" }}
+{{- end }}
 {{- $probes := dict }}
-{{- range $name, $timings := .timings }}
+{{- range $name, $timings := $all }}
 {{- $check := ternary ($.readinessHandler | default $handler) $handler (eq $name "readinessProbe") }}
 {{- $_ := set $probes $name (merge (dict) $check $timings) }}
 {{- end }}
