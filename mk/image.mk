@@ -2,8 +2,8 @@
 
 IMAGE ?= dagfleet:dev
 # The base image; when it can be neither found nor pulled, the local stand-in BASE_IMAGE is used.
-# Empty: the scripts' defaults, apache/airflow:<version> and dagfleet-base:airflow-<version>, with
-# the Airflow version read from requirements.lock in one place (docker/build-image.sh, docker/base/build.sh).
+# Empty: the scripts' defaults, apache/airflow:<version> and dagfleet-base:airflow-<version>; the
+# scripts read the locked Airflow version themselves (make does not read requirements.lock).
 AIRFLOW_IMAGE ?=
 BASE_IMAGE ?=
 HADOLINT_VERSION ?= 2.15.1
