@@ -72,105 +72,14 @@ spec:
         {{- . | nindent 8 }}
         {{- end }}
         {{- if .watch }}
-        # Native sidecar (restartPolicy: Always): starts first, runs for the pod's lifetime,
-        # re-syncs every dagfleet.syncInterval seconds. With dagfleet.metrics.enabled it serves
-        # /metrics, /healthz (liveness: the loop is not stuck) and /readyz (a first sync finished).
-        - name: dag-sync
-          image: {{ include "dagfleet.image" $root }}
-          imagePullPolicy: {{ $root.Values.image.pullPolicy }}
-          restartPolicy: Always
-          command: ["dumb-init", "--", "dagfleet", "watch"]
-          env:
-            {{- include "dagfleet.syncEnv" $root | nindent 12 }}
-            {{- with include "dagfleet.syncMetricsEnv" $root }}
-            {{- . | nindent 12 }}
-            {{- end }}
-          {{- with $root.Values.dagfleet.metrics }}
-          {{- if .enabled }}
-          {{- $port := include "dagfleet.syncMetricsPortName" $root }}
-          ports:
-            {{- include "dagfleet.containerPorts" (dict $port .port) | nindent 12 }}
-          {{- include "dagfleet.probes" (dict
-            "handler" (dict "httpGet" (dict "path" "/healthz" "port" $port))
-            "readinessHandler" (dict "httpGet" (dict "path" "/readyz" "port" $port))
-            "timings" (pick . "livenessProbe" "readinessProbe")) | nindent 10 }}
-          {{- end }}
-          {{- end }}
-          resources:
-            {{- toYaml $root.Values.dagfleet.watch.resources | nindent 12 }}
-          securityContext:
-            {{- include "dagfleet.containerSecurityContext" $root | nindent 12 }}
-          volumeMounts:
-            {{- include "dagfleet.syncVolumeMounts" $root | nindent 12 }}
+        {{- include "dagfleet.syncSidecar" $root | nindent 8 }}
         {{- end }}
-        # Airflow refuses to start on an unmigrated database: wait for the migration Job.
-        - name: wait-for-migrations
-          image: {{ include "dagfleet.image" $root }}
-          imagePullPolicy: {{ $root.Values.image.pullPolicy }}
-          command: ["airflow", "db", "check-migrations", "--migration-wait-timeout={{ $root.Values.migrations.waitTimeout }}"]
-          env:
-            {{- include "dagfleet.airflowEnv" $root | nindent 12 }}
-            {{- include "dagfleet.airflowSecretEnv" $root | nindent 12 }}
-          resources:
-            {{- toYaml $root.Values.migrations.resources | nindent 12 }}
-          securityContext:
-            {{- include "dagfleet.containerSecurityContext" $root | nindent 12 }}
-          volumeMounts:
-            {{- include "dagfleet.migrateMounts" $root | nindent 12 }}
+        {{- include "dagfleet.waitForMigrations" $root | nindent 8 }}
       containers:
         {{- with include "dagfleet.extraList" (merge (dict "key" "extraContainers") $extra) }}
         {{- . | nindent 8 }}
         {{- end }}
-        - name: {{ .component }}
-          image: {{ include "dagfleet.image" $root }}
-          imagePullPolicy: {{ $root.Values.image.pullPolicy }}
-          {{- if $sync }}
-          # No command: the image's entrypoint (dumb-init -- dagfleet run --) syncs, then execs Airflow.
-          {{- else }}
-          # Reads serialized DAGs from the database: no sync, no config API key. Straight to the
-          # official entrypoint (database check, then Airflow).
-          command: ["dumb-init", "--", "/entrypoint"]
-          {{- end }}
-          args:
-            {{- toYaml .args | nindent 12 }}
-          env:
-            {{- if $sync }}
-            {{- include "dagfleet.syncEnv" $root | nindent 12 }}
-            {{- end }}
-            {{- include "dagfleet.airflowEnv" $root | nindent 12 }}
-            {{- include "dagfleet.airflowSecretEnv" $root | nindent 12 }}
-            {{- with .extraEnv }}
-            {{- toYaml . | nindent 12 }}
-            {{- end }}
-          {{- with include "dagfleet.extraList" (merge (dict "key" "extraEnvFrom") $extra) }}
-          envFrom:
-            {{- . | nindent 12 }}
-          {{- end }}
-          {{- with .ports }}
-          ports:
-            {{- include "dagfleet.containerPorts" . | nindent 12 }}
-          {{- end }}
-          {{- include "dagfleet.probes" (merge (dict "values" $v) .probes) | nindent 10 }}
-          resources:
-            {{- toYaml $v.resources | nindent 12 }}
-          securityContext:
-            {{- include "dagfleet.containerSecurityContext" $root | nindent 12 }}
-          volumeMounts:
-            {{- if $sync }}
-            {{- include "dagfleet.syncVolumeMounts" $root | nindent 12 }}
-            {{- else }}
-            {{- include "dagfleet.baseVolumeMounts" $root | nindent 12 }}
-            {{- end }}
-            - name: airflow-secrets
-              mountPath: {{ include "dagfleet.airflowSecretsDir" $root }}
-              readOnly: true
-            {{- include "dagfleet.airflowConfigMount" $root | nindent 12 }}
-            {{- with .extraMounts }}
-            {{- toYaml . | nindent 12 }}
-            {{- end }}
-            {{- with include "dagfleet.extraList" (merge (dict "key" "extraVolumeMounts") $extra) }}
-            {{- . | nindent 12 }}
-            {{- end }}
+        {{- include "dagfleet.componentContainer" . | nindent 8 }}
       volumes:
         {{- if or $sync .watch }}
         {{- include "dagfleet.syncVolumes" $root | nindent 8 }}
@@ -188,6 +97,126 @@ spec:
       {{- with include "dagfleet.placement" $v }}
       {{- . | nindent 6 }}
       {{- end }}
+{{- end }}
+
+{{/*
+dagfleet.syncSidecar: the dag-sync init container of a component with `watch`: a native
+sidecar running `dagfleet watch`. Takes the root context.
+*/}}
+{{- define "dagfleet.syncSidecar" -}}
+{{- $root := . -}}
+# Native sidecar (restartPolicy: Always): starts first, runs for the pod's lifetime,
+# re-syncs every dagfleet.syncInterval seconds. With dagfleet.metrics.enabled it serves
+# /metrics, /healthz (liveness: the loop is not stuck) and /readyz (a first sync finished).
+- name: dag-sync
+  image: {{ include "dagfleet.image" $root }}
+  imagePullPolicy: {{ $root.Values.image.pullPolicy }}
+  restartPolicy: Always
+  command: ["dumb-init", "--", "dagfleet", "watch"]
+  env:
+    {{- include "dagfleet.syncEnv" $root | nindent 4 }}
+    {{- with include "dagfleet.syncMetricsEnv" $root }}
+    {{- . | nindent 4 }}
+    {{- end }}
+  {{- with $root.Values.dagfleet.metrics }}
+  {{- if .enabled }}
+  {{- $port := include "dagfleet.syncMetricsPortName" $root }}
+  ports:
+    {{- include "dagfleet.containerPorts" (dict $port .port) | nindent 4 }}
+  {{- include "dagfleet.probes" (dict
+    "handler" (dict "httpGet" (dict "path" "/healthz" "port" $port))
+    "readinessHandler" (dict "httpGet" (dict "path" "/readyz" "port" $port))
+    "timings" (pick . "livenessProbe" "readinessProbe")) | nindent 2 }}
+  {{- end }}
+  {{- end }}
+  resources:
+    {{- toYaml $root.Values.dagfleet.watch.resources | nindent 4 }}
+  securityContext:
+    {{- include "dagfleet.containerSecurityContext" $root | nindent 4 }}
+  volumeMounts:
+    {{- include "dagfleet.syncVolumeMounts" $root | nindent 4 }}
+{{- end }}
+
+{{/*
+dagfleet.waitForMigrations: the init container that waits for the migration Job
+(`airflow db check-migrations`). Takes the root context.
+*/}}
+{{- define "dagfleet.waitForMigrations" -}}
+{{- $root := . -}}
+# Airflow refuses to start on an unmigrated database: wait for the migration Job.
+- name: wait-for-migrations
+  image: {{ include "dagfleet.image" $root }}
+  imagePullPolicy: {{ $root.Values.image.pullPolicy }}
+  command: ["airflow", "db", "check-migrations", "--migration-wait-timeout={{ $root.Values.migrations.waitTimeout }}"]
+  env:
+    {{- include "dagfleet.airflowEnv" $root | nindent 4 }}
+    {{- include "dagfleet.airflowSecretEnv" $root | nindent 4 }}
+  resources:
+    {{- toYaml $root.Values.migrations.resources | nindent 4 }}
+  securityContext:
+    {{- include "dagfleet.containerSecurityContext" $root | nindent 4 }}
+  volumeMounts:
+    {{- include "dagfleet.migrateMounts" $root | nindent 4 }}
+{{- end }}
+
+{{/*
+dagfleet.componentContainer: the main container of dagfleet.component. Takes the same dict.
+*/}}
+{{- define "dagfleet.componentContainer" -}}
+{{- $root := .root }}
+{{- $v := .values }}
+{{- $sync := .sync }}
+{{- $extra := dict "root" $root "values" $v -}}
+- name: {{ .component }}
+  image: {{ include "dagfleet.image" $root }}
+  imagePullPolicy: {{ $root.Values.image.pullPolicy }}
+  {{- if $sync }}
+  # No command: the image's entrypoint (dumb-init -- dagfleet run --) syncs, then execs Airflow.
+  {{- else }}
+  # Reads serialized DAGs from the database: no sync, no config API key. Straight to the
+  # official entrypoint (database check, then Airflow).
+  command: ["dumb-init", "--", "/entrypoint"]
+  {{- end }}
+  args:
+    {{- toYaml .args | nindent 4 }}
+  env:
+    {{- if $sync }}
+    {{- include "dagfleet.syncEnv" $root | nindent 4 }}
+    {{- end }}
+    {{- include "dagfleet.airflowEnv" $root | nindent 4 }}
+    {{- include "dagfleet.airflowSecretEnv" $root | nindent 4 }}
+    {{- with .extraEnv }}
+    {{- toYaml . | nindent 4 }}
+    {{- end }}
+  {{- with include "dagfleet.extraList" (merge (dict "key" "extraEnvFrom") $extra) }}
+  envFrom:
+    {{- . | nindent 4 }}
+  {{- end }}
+  {{- with .ports }}
+  ports:
+    {{- include "dagfleet.containerPorts" . | nindent 4 }}
+  {{- end }}
+  {{- include "dagfleet.probes" (merge (dict "values" $v) .probes) | nindent 2 }}
+  resources:
+    {{- toYaml $v.resources | nindent 4 }}
+  securityContext:
+    {{- include "dagfleet.containerSecurityContext" $root | nindent 4 }}
+  volumeMounts:
+    {{- if $sync }}
+    {{- include "dagfleet.syncVolumeMounts" $root | nindent 4 }}
+    {{- else }}
+    {{- include "dagfleet.baseVolumeMounts" $root | nindent 4 }}
+    {{- end }}
+    - name: airflow-secrets
+      mountPath: {{ include "dagfleet.airflowSecretsDir" $root }}
+      readOnly: true
+    {{- include "dagfleet.airflowConfigMount" $root | nindent 4 }}
+    {{- with .extraMounts }}
+    {{- toYaml . | nindent 4 }}
+    {{- end }}
+    {{- with include "dagfleet.extraList" (merge (dict "key" "extraVolumeMounts") $extra) }}
+    {{- . | nindent 4 }}
+    {{- end }}
 {{- end }}
 
 {{/*
