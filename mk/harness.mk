@@ -11,4 +11,4 @@ harness-images: ## Build the harness's PostgreSQL/Redis image from Debian packag
 
 .PHONY: harness
 harness: venv tools harness-images ## Run the chart like a cluster: LocalExecutor, CeleryExecutor, KubernetesExecutor (needs `make image`)
-	DAGFLEET_HARNESS=1 DAGFLEET_TEST_IMAGE=$(IMAGE) $(BIN)/pytest tests/harness -p no:cacheprovider $(PYTEST_ARGS)
+	$(HELM_ON_PATH) DAGFLEET_HARNESS=1 DAGFLEET_TEST_IMAGE=$(IMAGE) $(BIN)/pytest tests/harness -p no:cacheprovider $(PYTEST_ARGS)

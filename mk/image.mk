@@ -1,11 +1,11 @@
 # Container image: build, lint, stand-in base. Included by the Makefile.
 
-DOCKER ?= docker
 IMAGE ?= dagfleet:dev
-AIRFLOW_VERSION := $(shell sed -n 's/^apache-airflow==\([^ ]*\).*/\1/p' requirements.lock)
 # The base image; when it can be neither found nor pulled, the local stand-in BASE_IMAGE is used.
-AIRFLOW_IMAGE ?= apache/airflow:$(AIRFLOW_VERSION)
-BASE_IMAGE ?= dagfleet-base:airflow-$(AIRFLOW_VERSION)
+# Empty: the scripts' defaults, apache/airflow:<version> and dagfleet-base:airflow-<version>; the
+# scripts read the locked Airflow version themselves (make does not read requirements.lock).
+AIRFLOW_IMAGE ?=
+BASE_IMAGE ?=
 HADOLINT_VERSION ?= 2.15.1
 # hadolint from the dev venv when requirements-dev has it, else a private copy in $(TOOLS).
 HADOLINT ?= $(if $(wildcard $(BIN)/hadolint),$(BIN)/hadolint,$(TOOLS)/hadolint/bin/hadolint)

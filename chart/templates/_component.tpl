@@ -13,13 +13,13 @@ Takes (dict
                                  through the official /entrypoint and gets no config API key
   "podTemplate" false            mounts the KubernetesExecutor pod template (checksum)
   "grace" 60                     terminationGracePeriodSeconds
-  "ports" "<yaml list>"          containerPorts
-  "probes" "<yaml>"              startupProbe/livenessProbe/readinessProbe
-  "extraEnv" "<yaml list>"       component-specific env
-  "extraVolumes" "<yaml list>"   component-specific volumes
-  "extraMounts" "<yaml list>"    component-specific volumeMounts
-  "terminationGracePeriodSeconds" 600   optional, default 60
+  "ports" (dict "http" 8080)     containerPorts, name -> port (TCP)
+  "probes" (dict "handler" ...)  the probes' check (and timings): see dagfleet.probes
+  "extraEnv" (list (dict ...))   component-specific env
+  "extraVolumes" (list ...)      component-specific volumes
+  "extraMounts" (list ...)       component-specific volumeMounts
 )
+All of it is data: the component renders it (toYaml), callers never pass YAML text.
 */}}
 {{- define "dagfleet.component" -}}
 {{- $root := .root }}
@@ -41,9 +41,7 @@ metadata:
     {{- if $token }}
     checkov.io/skip-sa-token: "CKV_K8S_38=Airflow launches task pods and reads their logs through the Kubernetes API (KubernetesPodOperator, KubernetesExecutor): it needs its ServiceAccount token"
     {{- end }}
-    {{- if not $root.Values.networkPolicy.enabled }}
-    checkov.io/skip-netpol: "CKV2_K8S_6=NetworkPolicies are opt-in (networkPolicy.enabled); the ingress-networkpolicy scenario covers them"
-    {{- end }}
+    {{- with include "dagfleet.netpolCheckovSkip" $root }}{{ . | nindent 4 }}{{- end }}
 spec:
   replicas: {{ $v.replicas }}
   revisionHistoryLimit: 5
@@ -74,112 +72,14 @@ spec:
         {{- . | nindent 8 }}
         {{- end }}
         {{- if .watch }}
-        # Native sidecar (restartPolicy: Always): starts first, runs for the pod's lifetime,
-        # re-syncs every dagfleet.syncInterval seconds. With dagfleet.metrics.enabled it serves
-        # /metrics, /healthz (liveness: the loop is not stuck) and /readyz (a first sync finished).
-        - name: dag-sync
-          image: {{ include "dagfleet.image" $root }}
-          imagePullPolicy: {{ $root.Values.image.pullPolicy }}
-          restartPolicy: Always
-          command: ["dumb-init", "--", "dagfleet", "watch"]
-          env:
-            {{- include "dagfleet.syncEnv" $root | nindent 12 }}
-            {{- with include "dagfleet.syncMetricsEnv" $root }}
-            {{- . | nindent 12 }}
-            {{- end }}
-          {{- with $root.Values.dagfleet.metrics }}
-          {{- if .enabled }}
-          ports:
-            - name: {{ include "dagfleet.syncMetricsPortName" $root }}
-              containerPort: {{ .port }}
-              protocol: TCP
-          {{- $port := include "dagfleet.syncMetricsPortName" $root }}
-          {{- include "dagfleet.probe" (dict "name" "livenessProbe" "handler" (printf "httpGet:\n  path: /healthz\n  port: %s" $port) "timings" .livenessProbe) | nindent 10 }}
-          {{- include "dagfleet.probe" (dict "name" "readinessProbe" "handler" (printf "httpGet:\n  path: /readyz\n  port: %s" $port) "timings" .readinessProbe) | nindent 10 }}
-          {{- end }}
-          {{- end }}
-          resources:
-            {{- toYaml $root.Values.dagfleet.watch.resources | nindent 12 }}
-          securityContext:
-            {{- include "dagfleet.containerSecurityContext" $root | nindent 12 }}
-          volumeMounts:
-            {{- include "dagfleet.syncVolumeMounts" $root | nindent 12 }}
+        {{- include "dagfleet.syncSidecar" $root | nindent 8 }}
         {{- end }}
-        # Airflow refuses to start on an unmigrated database: wait for the migration Job.
-        - name: wait-for-migrations
-          image: {{ include "dagfleet.image" $root }}
-          imagePullPolicy: {{ $root.Values.image.pullPolicy }}
-          command: ["airflow", "db", "check-migrations", "--migration-wait-timeout={{ $root.Values.migrations.waitTimeout }}"]
-          env:
-            {{- include "dagfleet.airflowEnv" $root | nindent 12 }}
-            {{- include "dagfleet.airflowSecretEnv" $root | nindent 12 }}
-          resources:
-            {{- toYaml $root.Values.migrations.resources | nindent 12 }}
-          securityContext:
-            {{- include "dagfleet.containerSecurityContext" $root | nindent 12 }}
-          volumeMounts:
-            - name: logs
-              mountPath: /opt/airflow/logs
-            - name: tmp
-              mountPath: /tmp
-            - name: airflow-secrets
-              mountPath: {{ include "dagfleet.airflowSecretsDir" $root }}
-              readOnly: true
-            {{- include "dagfleet.airflowConfigMount" $root | nindent 12 }}
+        {{- include "dagfleet.waitForMigrations" $root | nindent 8 }}
       containers:
         {{- with include "dagfleet.extraList" (merge (dict "key" "extraContainers") $extra) }}
         {{- . | nindent 8 }}
         {{- end }}
-        - name: {{ .component }}
-          image: {{ include "dagfleet.image" $root }}
-          imagePullPolicy: {{ $root.Values.image.pullPolicy }}
-          {{- if $sync }}
-          # No command: the image's entrypoint (dumb-init -- dagfleet run --) syncs, then execs Airflow.
-          {{- else }}
-          # Reads serialized DAGs from the database: no sync, no config API key. Straight to the
-          # official entrypoint (database check, then Airflow).
-          command: ["dumb-init", "--", "/entrypoint"]
-          {{- end }}
-          args:
-            {{- toYaml .args | nindent 12 }}
-          env:
-            {{- if $sync }}
-            {{- include "dagfleet.syncEnv" $root | nindent 12 }}
-            {{- end }}
-            {{- include "dagfleet.airflowEnv" $root | nindent 12 }}
-            {{- include "dagfleet.airflowSecretEnv" $root | nindent 12 }}
-            {{- with .extraEnv }}
-            {{- . | nindent 12 }}
-            {{- end }}
-          {{- with include "dagfleet.extraList" (merge (dict "key" "extraEnvFrom") $extra) }}
-          envFrom:
-            {{- . | nindent 12 }}
-          {{- end }}
-          {{- with .ports }}
-          ports:
-            {{- . | nindent 12 }}
-          {{- end }}
-          {{- .probes | nindent 10 }}
-          resources:
-            {{- toYaml $v.resources | nindent 12 }}
-          securityContext:
-            {{- include "dagfleet.containerSecurityContext" $root | nindent 12 }}
-          volumeMounts:
-            {{- if $sync }}
-            {{- include "dagfleet.syncVolumeMounts" $root | nindent 12 }}
-            {{- else }}
-            {{- include "dagfleet.baseVolumeMounts" $root | nindent 12 }}
-            {{- end }}
-            - name: airflow-secrets
-              mountPath: {{ include "dagfleet.airflowSecretsDir" $root }}
-              readOnly: true
-            {{- include "dagfleet.airflowConfigMount" $root | nindent 12 }}
-            {{- with .extraMounts }}
-            {{- . | nindent 12 }}
-            {{- end }}
-            {{- with include "dagfleet.extraList" (merge (dict "key" "extraVolumeMounts") $extra) }}
-            {{- . | nindent 12 }}
-            {{- end }}
+        {{- include "dagfleet.componentContainer" . | nindent 8 }}
       volumes:
         {{- if or $sync .watch }}
         {{- include "dagfleet.syncVolumes" $root | nindent 8 }}
@@ -189,7 +89,7 @@ spec:
         {{- include "dagfleet.airflowSecretsVolume" $root | nindent 8 }}
         {{- include "dagfleet.airflowConfigVolume" $root | nindent 8 }}
         {{- with .extraVolumes }}
-        {{- . | nindent 8 }}
+        {{- toYaml . | nindent 8 }}
         {{- end }}
         {{- with include "dagfleet.extraList" (merge (dict "key" "extraVolumes") $extra) }}
         {{- . | nindent 8 }}
@@ -200,23 +100,158 @@ spec:
 {{- end }}
 
 {{/*
-dagfleet.probe: one probe from a handler (yaml) and the timings in values.
-Takes (dict "name" "livenessProbe" "handler" "<yaml>" "timings" .Values.x.livenessProbe).
+dagfleet.syncSidecar: the dag-sync init container of a component with `watch`: a native
+sidecar running `dagfleet watch`. Takes the root context.
 */}}
-{{- define "dagfleet.probe" -}}
-{{ .name }}:
-  {{- .handler | nindent 2 }}
-  {{- toYaml .timings | nindent 2 }}
+{{- define "dagfleet.syncSidecar" -}}
+{{- $root := . -}}
+# Native sidecar (restartPolicy: Always): starts first, runs for the pod's lifetime,
+# re-syncs every dagfleet.syncInterval seconds. With dagfleet.metrics.enabled it serves
+# /metrics, /healthz (liveness: the loop is not stuck) and /readyz (a first sync finished).
+- name: dag-sync
+  image: {{ include "dagfleet.image" $root }}
+  imagePullPolicy: {{ $root.Values.image.pullPolicy }}
+  restartPolicy: Always
+  command: ["dumb-init", "--", "dagfleet", "watch"]
+  env:
+    {{- include "dagfleet.syncEnv" $root | nindent 4 }}
+    {{- with include "dagfleet.syncMetricsEnv" $root }}
+    {{- . | nindent 4 }}
+    {{- end }}
+  {{- with $root.Values.dagfleet.metrics }}
+  {{- if .enabled }}
+  {{- $port := include "dagfleet.syncMetricsPortName" $root }}
+  ports:
+    {{- include "dagfleet.containerPorts" (dict $port .port) | nindent 4 }}
+  {{- include "dagfleet.probes" (dict
+    "handler" (dict "httpGet" (dict "path" "/healthz" "port" $port))
+    "readinessHandler" (dict "httpGet" (dict "path" "/readyz" "port" $port))
+    "timings" (pick . "livenessProbe" "readinessProbe")) | nindent 2 }}
+  {{- end }}
+  {{- end }}
+  resources:
+    {{- toYaml $root.Values.dagfleet.watch.resources | nindent 4 }}
+  securityContext:
+    {{- include "dagfleet.containerSecurityContext" $root | nindent 4 }}
+  volumeMounts:
+    {{- include "dagfleet.syncVolumeMounts" $root | nindent 4 }}
 {{- end }}
 
 {{/*
-dagfleet.jobsCheckProbes: startup/liveness/readiness probes running
-`airflow jobs check --job-type <type> --local` (is this pod's job heartbeating?).
-Takes (dict "jobType" "DagProcessorJob" "values" .Values.dagProcessor "readinessHandler" "<yaml or empty>").
+dagfleet.waitForMigrations: the init container that waits for the migration Job
+(`airflow db check-migrations`). Takes the root context.
 */}}
-{{- define "dagfleet.jobsCheckProbes" -}}
-{{- $handler := printf "exec:\n  command: [\"airflow\", \"jobs\", \"check\", \"--job-type\", %q, \"--local\"]" .jobType -}}
-{{ include "dagfleet.probe" (dict "name" "startupProbe" "handler" $handler "timings" .values.startupProbe) }}
-{{ include "dagfleet.probe" (dict "name" "livenessProbe" "handler" $handler "timings" .values.livenessProbe) }}
-{{ include "dagfleet.probe" (dict "name" "readinessProbe" "handler" (default $handler .readinessHandler) "timings" .values.readinessProbe) }}
+{{- define "dagfleet.waitForMigrations" -}}
+{{- $root := . -}}
+# Airflow refuses to start on an unmigrated database: wait for the migration Job.
+- name: wait-for-migrations
+  image: {{ include "dagfleet.image" $root }}
+  imagePullPolicy: {{ $root.Values.image.pullPolicy }}
+  command: ["airflow", "db", "check-migrations", "--migration-wait-timeout={{ $root.Values.migrations.waitTimeout }}"]
+  env:
+    {{- include "dagfleet.airflowEnv" $root | nindent 4 }}
+    {{- include "dagfleet.airflowSecretEnv" $root | nindent 4 }}
+  resources:
+    {{- toYaml $root.Values.migrations.resources | nindent 4 }}
+  securityContext:
+    {{- include "dagfleet.containerSecurityContext" $root | nindent 4 }}
+  volumeMounts:
+    {{- include "dagfleet.migrateMounts" $root | nindent 4 }}
+{{- end }}
+
+{{/*
+dagfleet.componentContainer: the main container of dagfleet.component. Takes the same dict.
+*/}}
+{{- define "dagfleet.componentContainer" -}}
+{{- $root := .root }}
+{{- $v := .values }}
+{{- $sync := .sync }}
+{{- $extra := dict "root" $root "values" $v -}}
+- name: {{ .component }}
+  image: {{ include "dagfleet.image" $root }}
+  imagePullPolicy: {{ $root.Values.image.pullPolicy }}
+  {{- if $sync }}
+  # No command: the image's entrypoint (dumb-init -- dagfleet run --) syncs, then execs Airflow.
+  {{- else }}
+  # Reads serialized DAGs from the database: no sync, no config API key. Straight to the
+  # official entrypoint (database check, then Airflow).
+  command: ["dumb-init", "--", "/entrypoint"]
+  {{- end }}
+  args:
+    {{- toYaml .args | nindent 4 }}
+  env:
+    {{- if $sync }}
+    {{- include "dagfleet.syncEnv" $root | nindent 4 }}
+    {{- end }}
+    {{- include "dagfleet.airflowEnv" $root | nindent 4 }}
+    {{- include "dagfleet.airflowSecretEnv" $root | nindent 4 }}
+    {{- with .extraEnv }}
+    {{- toYaml . | nindent 4 }}
+    {{- end }}
+  {{- with include "dagfleet.extraList" (merge (dict "key" "extraEnvFrom") $extra) }}
+  envFrom:
+    {{- . | nindent 4 }}
+  {{- end }}
+  {{- with .ports }}
+  ports:
+    {{- include "dagfleet.containerPorts" . | nindent 4 }}
+  {{- end }}
+  {{- include "dagfleet.probes" (merge (dict "values" $v) .probes) | nindent 2 }}
+  resources:
+    {{- toYaml $v.resources | nindent 4 }}
+  securityContext:
+    {{- include "dagfleet.containerSecurityContext" $root | nindent 4 }}
+  volumeMounts:
+    {{- if $sync }}
+    {{- include "dagfleet.syncVolumeMounts" $root | nindent 4 }}
+    {{- else }}
+    {{- include "dagfleet.baseVolumeMounts" $root | nindent 4 }}
+    {{- end }}
+    - name: airflow-secrets
+      mountPath: {{ include "dagfleet.airflowSecretsDir" $root }}
+      readOnly: true
+    {{- include "dagfleet.airflowConfigMount" $root | nindent 4 }}
+    {{- with .extraMounts }}
+    {{- toYaml . | nindent 4 }}
+    {{- end }}
+    {{- with include "dagfleet.extraList" (merge (dict "key" "extraVolumeMounts") $extra) }}
+    {{- . | nindent 4 }}
+    {{- end }}
+{{- end }}
+
+{{/*
+dagfleet.containerPorts: a container's ports, all TCP. Takes a dict of name -> port, e.g.
+(dict "http" 8080); listed by name.
+*/}}
+{{- define "dagfleet.containerPorts" -}}
+{{- $ports := list }}
+{{- range $name, $port := . }}
+{{- $ports = append $ports (dict "name" $name "containerPort" (int $port) "protocol" "TCP") }}
+{{- end }}
+{{- toYaml $ports }}
+{{- end }}
+
+{{/*
+dagfleet.probes: a container's probes, each the same check with its own timings from values.
+Takes (dict
+  "values" .Values.scheduler     timings: its startupProbe, livenessProbe and readinessProbe
+  "timings" (dict "livenessProbe" ...)   instead of "values": probe name -> timings
+  "handler" (dict "httpGet" (dict "path" "/health" "port" "health"))   the check
+  "jobType" "DagProcessorJob"    instead of "handler": `airflow jobs check --job-type <type> --local`
+                                 (is this pod's job heartbeating?)
+  "readinessHandler" (dict ...)  optional: another check for the readinessProbe
+)
+*/}}
+{{- define "dagfleet.probes" -}}
+{{- $handler := .handler | default (dict "exec" (dict "command" (list "airflow" "jobs" "check" "--job-type" .jobType "--local"))) }}
+{{- $all := .timings }}
+{{- if not $all }}
+{{- $all = pick .values "startupProbe" "livenessProbe" "readinessProbe" }}
+{{- end }}
+{{- $probes := dict }}
+{{- range $name, $timings := $all }}
+{{- $check := ternary ($.readinessHandler | default $handler) $handler (eq $name "readinessProbe") }}
+{{- $_ := set $probes $name (merge (dict) $check $timings) }}
+{{- end }}
+{{- toYaml $probes }}
 {{- end }}

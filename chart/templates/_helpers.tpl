@@ -503,7 +503,19 @@ digest; a pull policy other than Always). A skip value is "<check>=<reason>": no
 {{- end }}
 
 {{/*
-dagfleet.migrateMounts: the mounts of the migration containers (no DAGs). Takes the root context.
+dagfleet.netpolCheckovSkip: the checkov skip for "no NetworkPolicy" (CKV2_K8S_6) of a pod's
+annotations while networkPolicy.enabled is off; empty otherwise. Takes the root context.
+*/}}
+{{- define "dagfleet.netpolCheckovSkip" -}}
+{{- if not .Values.networkPolicy.enabled -}}
+checkov.io/skip-netpol: "CKV2_K8S_6=NetworkPolicies are opt-in (networkPolicy.enabled); the ingress-networkpolicy scenario covers them"
+{{- end }}
+{{- end }}
+
+{{/*
+dagfleet.migrateMounts: the mounts of the containers that check or run the migrations (no DAGs):
+logs, /tmp, the Airflow secrets and airflow.cfg. The migration Job adds airflow.extraVolumeMounts.
+Takes the root context.
 */}}
 {{- define "dagfleet.migrateMounts" -}}
 - name: logs
@@ -514,109 +526,4 @@ dagfleet.migrateMounts: the mounts of the migration containers (no DAGs). Takes 
   mountPath: {{ include "dagfleet.airflowSecretsDir" . }}
   readOnly: true
 {{ include "dagfleet.airflowConfigMount" . }}
-{{- with .Values.airflow.extraVolumeMounts }}
-{{ toYaml . }}
-{{- end }}
-{{- end }}
-
-{{/*
-dagfleet.workerPod: the KubernetesExecutor pod template (a Pod manifest). The container `base`
-starts with `dagfleet task --` and Airflow's args: it writes the one DAG the task needs from the
-config the DAG processor parsed (the DAG's pod override, env DAGFLEET_TASK_WORKFLOW), then execs the
-task through /entrypoint with the database wait off (task pods have no database: Airflow 3 tasks
-talk to the api-server). No config API URL or key unless workers.syncFallback. Takes the root context.
-*/}}
-{{- define "dagfleet.workerPod" -}}
-{{- $fallback := .Values.workers.syncFallback }}
-apiVersion: v1
-kind: Pod
-metadata:
-  name: placeholder-name
-  namespace: {{ .Release.Namespace }}
-  labels:
-    {{- include "dagfleet.componentLabels" (dict "root" . "component" "worker") | nindent 4 }}
-  annotations:
-    {{- with .Values.workers.podAnnotations }}
-    {{- toYaml . | nindent 4 }}
-    {{- end }}
-    {{- with include "dagfleet.imageCheckovSkips" .Values.image }}{{ . | nindent 4 }}{{- end }}
-    {{- with include "dagfleet.envFromSecretSkip" (dict "root" . "values" .Values.workers) }}{{ . | nindent 4 }}{{ end }}
-    {{- if eq (include "dagfleet.automountToken" (dict "root" . "component" "worker" "values" .Values.workers)) "true" }}
-    checkov.io/skip-sa-token: "CKV_K8S_38=Tasks launch KubernetesPodOperator pods through the Kubernetes API with this token"
-    {{- end }}
-    checkov.io/skip-probes-liveness: "CKV_K8S_8=A task pod runs one task to completion: nothing to probe"
-    checkov.io/skip-probes-readiness: "CKV_K8S_9=A task pod serves nothing: nothing to probe"
-    {{- if not .Values.networkPolicy.enabled }}
-    checkov.io/skip-netpol: "CKV2_K8S_6=NetworkPolicies are opt-in (networkPolicy.enabled); the ingress-networkpolicy scenario covers them"
-    {{- end }}
-spec:
-  serviceAccountName: {{ include "dagfleet.componentServiceAccountName" (dict "root" . "component" "worker" "values" .Values.workers) }}
-  automountServiceAccountToken: {{ include "dagfleet.automountToken" (dict "root" . "component" "worker" "values" .Values.workers) }}
-  restartPolicy: Never
-  terminationGracePeriodSeconds: {{ .Values.workers.terminationGracePeriodSeconds }}
-  {{- with include "dagfleet.placement" .Values.workers }}
-  {{- . | nindent 2 }}
-  {{- end }}
-  securityContext:
-    {{- toYaml .Values.podSecurityContext | nindent 4 }}
-  {{- with .Values.imagePullSecrets }}
-  imagePullSecrets:
-    {{- toYaml . | nindent 4 }}
-  {{- end }}
-  {{- $extra := dict "root" . "values" .Values.workers }}
-  {{- /* Task pods must end: the global airflow.extra(Init)Containers stay out of them. */}}
-  {{- with .Values.workers.extraInitContainers }}
-  initContainers:
-    {{- toYaml . | nindent 4 }}
-  {{- end }}
-  containers:
-    - name: base
-      image: {{ include "dagfleet.image" . }}
-      imagePullPolicy: {{ .Values.image.pullPolicy }}
-      # Airflow sets only the args (python -m airflow.sdk.execution_time.execute_workload …).
-      command: ["dumb-init", "--", "dagfleet", "task", "--"]
-      env:
-        {{- if $fallback }}
-        {{- include "dagfleet.syncEnv" . | nindent 8 }}
-        {{- else }}
-        - name: DAGFLEET_DAGS_FOLDER
-          value: {{ include "dagfleet.dagsFolder" . | quote }}
-        - name: DAGFLEET_LOG_LEVEL
-          value: {{ .Values.dagfleet.logLevel | quote }}
-        {{- end }}
-        # The official entrypoint waits for the metadata database first; task pods have none.
-        - name: CONNECTION_CHECK_MAX_COUNT
-          value: "0"
-        {{- include "dagfleet.airflowEnv" . | nindent 8 }}
-      {{- with include "dagfleet.extraList" (merge (dict "key" "extraEnvFrom") $extra) }}
-      envFrom:
-        {{- . | nindent 8 }}
-      {{- end }}
-      resources:
-        {{- toYaml .Values.workers.resources | nindent 8 }}
-      securityContext:
-        {{- include "dagfleet.containerSecurityContext" . | nindent 8 }}
-      volumeMounts:
-        {{- if $fallback }}
-        {{- include "dagfleet.syncVolumeMounts" . | nindent 8 }}
-        {{- else }}
-        {{- include "dagfleet.baseVolumeMounts" . | nindent 8 }}
-        {{- end }}
-        {{- include "dagfleet.airflowConfigMount" . | nindent 8 }}
-        {{- with include "dagfleet.extraList" (merge (dict "key" "extraVolumeMounts") $extra) }}
-        {{- . | nindent 8 }}
-        {{- end }}
-    {{- with .Values.workers.extraContainers }}
-    {{- toYaml . | nindent 4 }}
-    {{- end }}
-  volumes:
-    {{- if $fallback }}
-    {{- include "dagfleet.syncVolumes" . | nindent 4 }}
-    {{- else }}
-    {{- include "dagfleet.baseVolumes" . | nindent 4 }}
-    {{- end }}
-    {{- include "dagfleet.airflowConfigVolume" . | nindent 4 }}
-    {{- with include "dagfleet.extraList" (merge (dict "key" "extraVolumes") $extra) }}
-    {{- . | nindent 4 }}
-    {{- end }}
 {{- end }}

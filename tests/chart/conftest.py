@@ -11,6 +11,14 @@ import pytest
 from chartkit import KUBE_VERSIONS, SCENARIOS, helm_binary, scenario_manifest, tool
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every chart test is a `helm` test: `make chart-test` runs them (`-m helm`) after `make tools`."""
+    here = Path(__file__).parent
+    for item in items:
+        if here in item.path.parents:
+            item.add_marker(pytest.mark.helm)
+
+
 @pytest.fixture(autouse=True)
 def _helm_or_fail(request: pytest.FixtureRequest) -> None:
     """Tests marked `helm` fail (never skip) without helm: `make tools` provides it."""
