@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from chartkit import KUBE_VERSIONS, SCENARIOS, helm_binary, scenario_manifest, tool
+
+from support.chart import KUBE_VERSIONS, SCENARIOS, helm_binary, scenario_manifest, tool
 
 
 @pytest.fixture(autouse=True)

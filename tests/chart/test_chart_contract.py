@@ -27,9 +27,10 @@ from typing import Any
 
 import pytest
 import yaml
-from chartkit import ON_CI, REPO, SCENARIOS, containers, render_scenario, scenario_file, workloads
 
-from support.images import make_image
+from support.chart import SCENARIOS, containers, render_scenario, scenario_file, workloads
+from support.image import make_image
+from support.paths import ON_CI, REPO
 
 pytestmark = pytest.mark.helm
 

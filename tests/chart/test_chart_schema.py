@@ -9,7 +9,8 @@ from typing import Any
 import jsonschema
 import pytest
 import yaml
-from chartkit import CHART_DIR, SCENARIOS, HelmFailedError, render_chart, scenario_file
+
+from support.chart import CHART_DIR, SCENARIOS, HelmFailedError, render_chart, scenario_file
 
 SCHEMA = json.loads((CHART_DIR / "values.schema.json").read_text())
 DEFAULTS = yaml.safe_load((CHART_DIR / "values.yaml").read_text())

@@ -13,7 +13,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -24,7 +23,9 @@ from typing import Any
 import pytest
 import requests
 
-REPO = Path(__file__).resolve().parents[2]
+from support.net import free_port
+from support.paths import REPO
+
 BIN = Path(sys.executable).parent
 pytestmark = [pytest.mark.e2e, pytest.mark.airflow]
 ON_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
@@ -37,12 +38,6 @@ CHROMIUM_FLAGS = (
 PASSWORD = "fleet-pw-4e8b2c"  # noqa: S105 - a throwaway login of a test-only Airflow
 KEY = "fleet-key-91d3"
 SCREENSHOT = Path(os.environ.get("FLEET_SCREENSHOT", REPO / ".run" / "artifacts" / "fleet-page.png"))
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _wait(what: str, predicate: Callable[[], Any], timeout: float) -> Any:
@@ -87,7 +82,7 @@ def api_server(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[tuple
     home.mkdir()
     passwords = home / "passwords.json"
     passwords.write_text(json.dumps({"admin": PASSWORD}))
-    port = _free_port()
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DAGFLEET_", "AIRFLOW__"))}
     env.update(
         AIRFLOW_HOME=str(home),
@@ -159,7 +154,7 @@ def _login_and_open_the_page(driver: Any, url: str) -> dict[str, list[str]]:
     }
 
 
-STATUS_PORT = _free_port()
+STATUS_PORT = free_port()
 
 
 @pytest.mark.parametrize(

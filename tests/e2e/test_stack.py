@@ -25,15 +25,12 @@ import pytest
 import requests
 import yaml
 
-REPO = Path(__file__).resolve().parents[2]
+from support.fleet import write_workflows
+from support.net import free_port
+from support.paths import REPO
+
 pytestmark = [pytest.mark.e2e, pytest.mark.airflow]
 SYNC_INTERVAL = 2
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _wait(what: str, predicate: Callable[[], Any], timeout: float, every: float = 1.0) -> Any:
@@ -80,9 +77,7 @@ class Airflow:
         return result
 
     def write_workflows(self, workflows: dict[str, Any]) -> None:
-        tmp = self.workflows_file.with_suffix(".tmp")
-        tmp.write_text(yaml.safe_dump({"workflows": workflows}))
-        tmp.replace(self.workflows_file)
+        write_workflows(self.workflows_file, workflows)
 
 
 @pytest.fixture(scope="module")
@@ -90,12 +85,12 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Airflow]:
     tmp = tmp_path_factory.mktemp("stack")
     workflows_file = tmp / "workflows.yaml"
     shutil.copy(REPO / "examples" / "workflows.yaml", workflows_file)
-    port = _free_port()
+    port = free_port()
     run_dir = tmp / "run"
     log = (tmp / "devstack.log").open("w+")
     proc = subprocess.Popen(
         [sys.executable, str(REPO / "scripts" / "devstack.py"), "--workflows", str(workflows_file),
-         "--run-dir", str(run_dir), "--port", str(port), "--config-port", str(_free_port()),
+         "--run-dir", str(run_dir), "--port", str(port), "--config-port", str(free_port()),
          "--sync-interval", str(SYNC_INTERVAL)],
         stdout=log, stderr=subprocess.STDOUT, cwd=tmp, env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )  # fmt: skip

@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-from imagekit import BUILD_TIMEOUT, IMAGE_TAG, ON_CI, HostConfigApi, bridge_ip, docker, docker_problem
 
-from support.images import make_image
+from support.image import BUILD_TIMEOUT, IMAGE_TAG, HostConfigApi, bridge_ip, docker, docker_problem, make_image
+from support.paths import ON_CI
 
 WORKFLOWS = ("smoke_one", "smoke-two", "smoke.three")
 

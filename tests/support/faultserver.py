@@ -34,7 +34,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Literal
 from urllib.parse import quote, urlsplit
 
-__all__ = ["Behaviour", "FaultServer", "Request", "Responder", "config_path", "dead_url", "etag_of"]
+__all__ = ["Behaviour", "FaultServer", "Request", "Responder", "config_path", "etag_of"]
 
 LIST_PATH = "/airflowconfigs"
 
@@ -46,13 +46,6 @@ def config_path(workflow_id: str) -> str:
 
 def etag_of(body: bytes) -> str:
     return '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
-
-
-def dead_url() -> str:
-    """A loopback URL where nothing listens (connection refused)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return f"http://127.0.0.1:{sock.getsockname()[1]}"
 
 
 @dataclass(frozen=True)
