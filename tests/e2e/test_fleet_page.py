@@ -15,8 +15,7 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +24,7 @@ import requests
 
 from support.net import free_port
 from support.paths import REPO
+from support.wait import wait_until
 
 BIN = Path(sys.executable).parent
 pytestmark = [pytest.mark.e2e, pytest.mark.airflow]
@@ -38,15 +38,6 @@ CHROMIUM_FLAGS = (
 PASSWORD = "fleet-pw-4e8b2c"  # noqa: S105 - a throwaway login of a test-only Airflow
 KEY = "fleet-key-91d3"
 SCREENSHOT = Path(os.environ.get("FLEET_SCREENSHOT", REPO / ".run" / "artifacts" / "fleet-page.png"))
-
-
-def _wait(what: str, predicate: Callable[[], Any], timeout: float) -> Any:
-    deadline = time.monotonic() + timeout
-    while not (result := predicate()):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
-        time.sleep(0.5)
-    return result
 
 
 @pytest.fixture
@@ -111,7 +102,7 @@ def api_server(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[tuple
             except requests.ConnectionError:
                 return False
 
-        _wait("the api-server", healthy, 180)
+        wait_until("the api-server", healthy, 180, every=0.5)
         yield url, env
     finally:
         # Its own process group: SIGINT, then SIGTERM, then SIGKILL (FACTS.md: children keep ports).
@@ -184,7 +175,7 @@ def test_fleet_page_from_a_watch_sidecars_status_url(
             except requests.ConnectionError:
                 return False
 
-        _wait("the watch's first sync", ready, 120)
+        wait_until("the watch's first sync", ready, 120, every=0.5)
         rows = _login_and_open_the_page(chromium_driver, url)
         assert set(rows) == {"remote", "bad"}
         assert rows["remote"][1:4] == ["synced", "demo", "config API"]
