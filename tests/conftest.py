@@ -1,18 +1,18 @@
-"""Shared fixtures: a temporary AIRFLOW_HOME and the reference config API on loopback."""
+"""Fixtures for every test: a temporary AIRFLOW_HOME and the reference config API on loopback.
+
+Helpers live in the ``support`` package (tests/support/); conftest files hold fixtures only.
+"""
 
 from __future__ import annotations
 
 import os
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
-REPO = Path(__file__).resolve().parents[1]
-VENV_BIN = REPO / ".venv" / "bin"
+from support.fleet import ConfigApi, write_workflows
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -28,36 +28,6 @@ def _airflow_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
             os.environ.pop(key, None)
         else:
             os.environ[key] = value
-
-
-class ConfigApi:
-    """The reference config API (`dagfleet serve-config`), in a thread, serving a temp YAML file."""
-
-    def __init__(self, path: Path, api_key: str | None, list_format: str) -> None:
-        from dagfleet.server import make_server
-
-        self.path = path
-        self.api_key = api_key
-        self.server = make_server(path, "127.0.0.1", 0, api_key, list_format)
-        self.url = f"http://127.0.0.1:{self.server.server_port}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    def write(self, workflows: dict[str, Any] | list[Any]) -> None:
-        """Replace the served workflows (the server reloads on mtime/size change)."""
-        write_workflows(self.path, workflows)
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
-def write_workflows(path: Path, workflows: dict[str, Any] | list[Any]) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(yaml.safe_dump({"workflows": workflows}))
-    tmp.replace(path)
-    stamp = path.stat().st_mtime_ns + 1_000_000_000
-    os.utime(path, ns=(stamp, stamp))  # a new mtime even within the same clock tick
 
 
 @pytest.fixture

@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from chartkit import KUBE_VERSIONS, SCENARIOS, helm_binary, scenario_manifest, tool
+
+from support.chart import KUBE_VERSIONS, SCENARIOS, helm_binary, scenario_manifest, tool
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

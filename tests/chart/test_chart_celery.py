@@ -6,7 +6,8 @@ import base64
 from typing import Any
 
 import pytest
-from chartkit import MINIMAL, HelmFailedError, by_kind, container, env_of, one, pod_spec, render_chart
+
+from support.chart import MINIMAL, HelmFailedError, by_kind, container, env_of, one, pod_spec, render_chart
 
 CELERY = {**MINIMAL, "executor": "CeleryExecutor"}
 

@@ -6,7 +6,8 @@ import configparser
 
 import jmespath
 import pytest
-from chartkit import container, containers, env_of, one, pod_spec, render_chart
+
+from support.chart import container, containers, env_of, one, pod_spec, render_chart
 
 pytestmark = pytest.mark.helm
 

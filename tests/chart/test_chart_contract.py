@@ -27,9 +27,11 @@ from typing import Any
 
 import pytest
 import yaml
-from chartkit import ON_CI, REPO, SCENARIOS, containers, render_scenario, scenario_file, workloads
 
-from support.images import make_image
+from support.chart import SCENARIOS, containers, render_scenario, scenario_file, workloads
+from support.image import make_image
+from support.paths import ON_CI, REPO
+from support.proc import run
 
 pytestmark = pytest.mark.helm
 
@@ -180,19 +182,10 @@ def test_entrypoint_accepts_in_venv(case: Case, local_key_file: Path) -> None:
     dagfleet = VENV_BIN / "dagfleet"
     assert dagfleet.exists(), "no .venv/bin/dagfleet: run `make venv`"
     env = _local_env(case, local_key_file)
-    result = subprocess.run(
-        [str(dagfleet), "check", "--", *case.check], env=env, capture_output=True, text=True, timeout=60, check=False
-    )
+    result = run([dagfleet, "check", "--", *case.check], env=env, timeout=60)
     assert result.returncode == 0, f"dagfleet check -- {' '.join(case.check)}\n{result.stderr}"
     if case.subcommand:
-        parsed = subprocess.run(
-            [str(VENV_BIN / "python"), "-c", PARSE, *case.subcommand],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+        parsed = run([VENV_BIN / "python", "-c", PARSE, *case.subcommand], env=env, timeout=60)
         assert parsed.returncode == 0, f"dagfleet {' '.join(case.subcommand)}\n{parsed.stderr}"
 
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from chartkit import SCENARIOS, HelmFailedError, containers, pod_spec, render_scenario, workloads
+
+from support.chart import SCENARIOS, HelmFailedError, containers, pod_spec, render_scenario, workloads
 
 pytestmark = pytest.mark.helm
 

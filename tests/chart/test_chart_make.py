@@ -6,8 +6,9 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from support.paths import REPO
+
 # Not imported from the chart helpers: they are moving to tests/support (issue #19).
-REPO = Path(__file__).resolve().parents[2]
 # What a chart tool leaves in a command line: its install, its run, its folder on PATH.
 CHART_TOOL_MARKS = ("helm version", "/bin/helm", "extract_helm.py", "kubectl-layer", "checkov", "kubernetes-validate")
 

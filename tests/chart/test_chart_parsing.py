@@ -5,9 +5,9 @@ from __future__ import annotations
 import configparser
 
 import pytest
-from chartkit import container, env_of, one, render_chart
 
 from dagfleet.parsing import DAG_PROCESSOR_DEFAULTS, SECTION
+from support.chart import container, env_of, one, render_chart
 
 pytestmark = pytest.mark.helm
 

@@ -14,8 +14,8 @@ from typing import Any
 import jmespath
 import pytest
 import yaml
-from chartkit import (
-    REPO,
+
+from support.chart import (
     by_kind,
     container,
     containers,
@@ -27,6 +27,7 @@ from chartkit import (
     render_install,
     render_scenario,
 )
+from support.paths import REPO
 
 pytestmark = pytest.mark.helm
 

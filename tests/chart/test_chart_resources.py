@@ -6,7 +6,8 @@ from __future__ import annotations
 import jmespath
 import pytest
 import yaml
-from chartkit import by_kind, container, env_of, one, pod_spec, pod_templates, render_chart
+
+from support.chart import by_kind, container, env_of, one, pod_spec, pod_templates, render_chart
 
 pytestmark = pytest.mark.helm
 

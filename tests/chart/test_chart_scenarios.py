@@ -6,7 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from chartkit import CHART_DIR, KUBE_VERSIONS, SCENARIOS, helm, render_scenario, scenario_file, workloads
+
+from support.chart import CHART_DIR, KUBE_VERSIONS, SCENARIOS, helm, render_scenario, scenario_file, workloads
 
 pytestmark = pytest.mark.helm
 

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 from typing import Any
 
 import jsonschema
 import pytest
 import yaml
-from chartkit import CHART_DIR, SCENARIOS, HelmFailedError, render_chart, scenario_file
+
+from support.chart import CHART_DIR, SCENARIOS, HelmFailedError, render_chart, scenario_file
 
 SCHEMA = json.loads((CHART_DIR / "values.schema.json").read_text())
 DEFAULTS = yaml.safe_load((CHART_DIR / "values.yaml").read_text())
@@ -71,53 +73,16 @@ class TestSchemaItself:
         assert walk(SCHEMA, "") == []
 
 
-BAD_VALUES = [
-    pytest.param(
-        {"executor": "SequentialExecutor"},
-        "value must be one of 'LocalExecutor', 'KubernetesExecutor', 'CeleryExecutor'",
-        id="executor-enum",
-    ),
-    pytest.param({"unknownKey": 1}, "additional properties 'unknownKey' not allowed", id="unknown-top-level-key"),
-    pytest.param({"scheduler": {"replica": 2}}, "additional properties 'replica' not allowed", id="typo-in-component"),
-    pytest.param(
-        {"scheduler": {"replicas": "two"}}, "at '/scheduler/replicas': got string, want integer", id="wrong-type"
-    ),
-    pytest.param({"configApi": {"url": "config.example.com"}}, "at '/configApi/url'", id="url-without-scheme"),
-    pytest.param({"dagfleet": {"logLevel": "LOUD"}}, "at '/dagfleet/logLevel': value must be one of", id="log-level"),
-    pytest.param({"dagfleet": {"syncInterval": 0}}, "at '/dagfleet/syncInterval'", id="sync-interval-zero"),
-    pytest.param({"dagfleet": {"retries": 0}}, "at '/dagfleet/retries'", id="retries-zero"),
-    pytest.param({"dagfleet": {"cacheUrl": "memcached://x"}}, "at '/dagfleet/cacheUrl'", id="cache-url"),
-    pytest.param({"staticWorkflows": ["bad id!"]}, "at '/staticWorkflows/0'", id="workflow-id"),
-    pytest.param({"apiServer": {"service": {"type": "Ingress"}}}, "at '/apiServer/service/type'", id="service-type"),
-    pytest.param({"image": {"digest": "md5:abc"}}, "at '/image/digest'", id="digest"),
-    pytest.param({"image": {"pullPolicy": "Sometimes"}}, "at '/image/pullPolicy'", id="pull-policy"),
-    pytest.param({"workflowSecrets": [{"name": "creds"}]}, "missing property 'data'", id="secret-without-data"),
-    pytest.param(
-        {"workflowSecrets": [{"name": "Bad_Name", "data": {}}]}, "at '/workflowSecrets/0/name'", id="secret-name"
-    ),
-    pytest.param({"podNamespace": "Bad_NS"}, "at '/podNamespace'", id="namespace"),
-    pytest.param(
-        {"apiServer": {"resources": {"limits": {"cpu": "lots"}}}}, "at '/apiServer/resources/limits/cpu'", id="quantity"
-    ),
-    pytest.param(
-        {"dagProcessor": {"livenessProbe": {"periodSeconds": 0}}},
-        "at '/dagProcessor/livenessProbe/periodSeconds'",
-        id="probe",
-    ),
-    pytest.param(
-        {"postgresql": {"persistence": {"accessModes": ["ReadWriteAlways"]}}},
-        "at '/postgresql/persistence/accessModes/0'",
-        id="access-mode",
-    ),
-    pytest.param(
-        {"airflow": {"config": {"Core": {"x": "1"}}}},
-        "at '/airflow/config': additional properties 'Core' not allowed",
-        id="config-section-case",
-    ),
-    pytest.param(
-        {"podDisruptionBudget": {"maxUnavailable": "half"}}, "at '/podDisruptionBudget/maxUnavailable'", id="pdb"
-    ),
-]
+# Values the chart refuses: cases kept as data, one row each, in rejected_values.yaml.
+REJECTED = yaml.safe_load(Path(__file__).with_name("rejected_values.yaml").read_text())
+
+
+def _cases(kind: str) -> list[Any]:
+    """The rows of one kind ("schema" or "template") as pytest params (values, message), id from the row."""
+    return [pytest.param(row["values"], row["message"], id=row["id"]) for row in REJECTED[kind]]
+
+
+BAD_VALUES = _cases("schema")
 
 # One schema test per key added for issue 17: a wrong type or an unknown key is rejected.
 NEW_KEYS_BAD = [
@@ -209,77 +174,7 @@ NEW_KEYS_BAD = [
     ),
 ]
 
-BAD_COMBINATIONS = [
-    pytest.param({"referenceConfigApi": {"enabled": True}}, "pick the external config API", id="two-sources"),
-    pytest.param({"configApi": {"apiKey": "k", "existingSecret": "s"}}, "keep the key in one place", id="two-keys"),
-    pytest.param(
-        {"configApi": {"url": "", "apiKey": "k"}, "staticWorkflows": ["a"]},
-        "a config API key is set but no config API",
-        id="key-without-api",
-    ),
-    pytest.param(
-        {"postgresql": {"enabled": False}},
-        "postgresql.enabled=false needs externalDatabase.existingSecret",
-        id="no-database",
-    ),
-    pytest.param({"externalDatabase": {"existingSecret": "db"}}, "set postgresql.enabled=false", id="two-databases"),
-    pytest.param(
-        {"apiServer": {"ingress": {"enabled": True}}},
-        "needs at least one entry in apiServer.ingress.hosts",
-        id="ingress-without-hosts",
-    ),
-    pytest.param(
-        {"workflowSecrets": [{"name": "a", "data": {}}, {"name": "a", "data": {}}]},
-        'the name "a" appears twice',
-        id="duplicate-secret",
-    ),
-    pytest.param(
-        {"workflowSecrets": [{"name": "a", "data": {}}], "existingWorkflowSecrets": ["a"]},
-        "would overwrite an existing Secret",
-        id="secret-overlap",
-    ),
-    pytest.param(
-        {"airflow": {"config": {"core": {"fernet_key": "x"}}}},
-        "airflow.config.core.fernet_key is managed by the chart",
-        id="managed-setting",
-    ),
-    pytest.param(
-        {"airflow": {"config": {"core": {"executor": "CeleryExecutor"}}}},
-        "airflow.config.core.executor is managed by the chart",
-        id="managed-executor",
-    ),
-    pytest.param(
-        {"airflow": {"config": {"metrics": {"statsd_host": "elsewhere"}}}, "metrics": {"enabled": True}},
-        "airflow.config.metrics.statsd_host is managed by the chart",
-        id="managed-metrics",
-    ),
-    pytest.param(
-        {"scheduler": {"serviceAccount": {"create": False}}},
-        "scheduler.serviceAccount.create=false needs scheduler.serviceAccount.name: the scheduler launches pods, "
-        'and the chart will not bind its pod-launching Role to the namespace\'s "default"',
-        id="launcher-without-service-account",
-    ),
-    pytest.param(
-        {"executor": "KubernetesExecutor", "workers": {"serviceAccount": {"create": False}}},
-        "workers.serviceAccount.create=false needs workers.serviceAccount.name",
-        id="task-pods-without-service-account",
-    ),
-    pytest.param(
-        {"executor": "KubernetesExecutor", "apiServer": {"serviceAccount": {"create": False}}},
-        "apiServer.serviceAccount.create=false needs apiServer.serviceAccount.name: with KubernetesExecutor",
-        id="log-reader-without-service-account",
-    ),
-    pytest.param(
-        {"logs": {"persistence": {"existingClaim": "logs"}}},
-        "logs.persistence.existingClaim is set but logs.persistence.enabled=false",
-        id="logs-claim-without-persistence",
-    ),
-    pytest.param(
-        {"airflow": {"extraEnv": [{"name": "DAGFLEET_SYNC_INTERVAL", "value": "5"}]}},
-        "DAGFLEET_SYNC_INTERVAL is a dagfleet setting",
-        id="dagfleet-env",
-    ),
-]
+BAD_COMBINATIONS = _cases("template")
 
 
 @pytest.mark.helm

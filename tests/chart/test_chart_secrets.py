@@ -6,7 +6,8 @@ import base64
 
 import pytest
 import yaml
-from chartkit import by_kind, env_of, one, pod_spec, render_chart, render_install, render_notes, workloads
+
+from support.chart import by_kind, env_of, one, pod_spec, render_chart, render_install, render_notes, workloads
 
 pytestmark = pytest.mark.helm
 
@@ -63,7 +64,7 @@ class TestAirflowSecret:
 
     def test_generated_once_with_lookup(self) -> None:
         """The values come from `lookup` when the Secret exists (template source check: no cluster here)."""
-        from chartkit import CHART_DIR
+        from support.chart import CHART_DIR
 
         source = (CHART_DIR / "templates" / "_helpers.tpl").read_text()
         assert 'lookup "v1" "Secret"' in source

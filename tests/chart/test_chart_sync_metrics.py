@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import jmespath
 import pytest
-from chartkit import NAMESPACE, RELEASE, HelmFailedError, container, env_of, render_chart
+
+from support.chart import NAMESPACE, RELEASE, HelmFailedError, container, env_of, render_chart
 
 pytestmark = pytest.mark.helm
 

@@ -13,12 +13,12 @@ from pathlib import Path
 
 import pytest
 import yaml
-from chartkit import render_chart
 
 from dagfleet.config import validate_config
 from dagfleet.settings import Settings
 from dagfleet.store import Record
 from dagfleet.taskpod import ENV_VAR, task_defaults
+from support.chart import render_chart
 
 ARGS = ["python", "-m", "airflow.sdk.execution_time.execute_workload", "--json-string", '{"kind": "ExecuteTask"}']
 

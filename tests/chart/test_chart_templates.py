@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from chartkit import container, env_of, pod_spec, render_chart
+
+from support.chart import container, env_of, pod_spec, render_chart
 
 pytestmark = pytest.mark.helm
 
@@ -45,7 +46,7 @@ def test_a_configmap_is_mounted_read_only_and_used(component: str, name: str) ->
 
 
 def test_a_bad_template_name_fails_the_schema() -> None:
-    from chartkit import HelmFailedError
+    from support.chart import HelmFailedError
 
     with pytest.raises(HelmFailedError) as raised:
         render_chart({"templates": {"default": "not-a-name"}})

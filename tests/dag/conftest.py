@@ -9,7 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from dagtools import RedisServer, SilentServer, example_workflows, make_dags, parse_dags, start_redis
+
+from support.dag import example_workflows, make_dags, parse_dags
+from support.net import SilentServer
+from support.redis import RedisServer, start_redis
 
 
 @pytest.fixture(autouse=True)

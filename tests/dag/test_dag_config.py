@@ -8,10 +8,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from dagtools import example_workflows
 
 from dagfleet.config import WorkflowConfig, validate_config, validate_items
 from dagfleet.errors import WorkflowConfigError
+from support.dag import example_workflows
 
 POD = {"image": "busybox:1.36"}
 ENV_SECRET = {"deploy_type": "env", "deploy_target": "API_TOKEN", "secret": "acme-api", "key": "token"}

@@ -15,13 +15,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from dagtools import RedisServer, SilentServer, dead_url, free_port
 
 from dagfleet.cache import DiskCache, LayeredCache, RedisCache, open_cache
 from dagfleet.errors import WorkflowConfigError
 from dagfleet.loader import load, parse_timeouts
 from dagfleet.settings import Settings
 from dagfleet.store import Record
+from support.net import SilentServer, dead_url, free_port
+from support.redis import RedisServer
 
 KEY = "test-key-123"  # the key config_api_factory's server asks for
 ACME = {"schedule": "@daily", "tags": ["acme"], "items": ["a", "b"]}

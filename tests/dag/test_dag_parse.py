@@ -12,11 +12,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from dagtools import BASE_DAG, EXAMPLES, SilentServer, dead_url, example_workflows, make_dags, parse_dags
 
 from dagfleet.cache import DiskCache
 from dagfleet.config import validate_config
 from dagfleet.store import FleetStore
+from support.dag import BASE_DAG, EXAMPLES, example_workflows, make_dags, parse_dags
+from support.net import SilentServer, dead_url
 
 pytestmark = pytest.mark.airflow
 

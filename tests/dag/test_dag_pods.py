@@ -10,11 +10,11 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from dagtools import render_context
 
 from dagfleet.authoring import choose_items, plan
 from dagfleet.config import validate_config
 from dagfleet.errors import WorkflowConfigError
+from support.dag import render_context
 
 pytestmark = pytest.mark.airflow
 

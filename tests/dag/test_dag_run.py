@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from dagtools import example_workflows, make_dags
+
+from support.dag import example_workflows, make_dags
 
 pytestmark = pytest.mark.airflow
 

@@ -15,11 +15,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from dagtools import example_workflows, make_dags, parse_dags
 
 from dagfleet.taskpod import ENV_VAR
+from support.dag import example_workflows, make_dags, parse_dags
+from support.paths import REPO
 
-REPO = Path(__file__).resolve().parents[2]
 DAGFLEET = REPO / ".venv" / "bin" / "dagfleet"
 
 

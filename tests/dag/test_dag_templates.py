@@ -7,10 +7,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from dagtools import dead_url, parse_dags, render_context
 
 from dagfleet.materializer import Materializer
 from dagfleet.settings import Settings
+from support.dag import parse_dags, render_context
+from support.net import dead_url
 
 pytestmark = pytest.mark.airflow
 

@@ -15,8 +15,8 @@ from types import ModuleType
 import pytest
 
 from dagfleet.parsing import DAG_PROCESSOR_DEFAULTS, SECTION, env_name
+from support.paths import REPO
 
-REPO = Path(__file__).resolve().parents[2]
 PYTHON = REPO / ".venv" / "bin" / "python"
 pytestmark = pytest.mark.airflow
 

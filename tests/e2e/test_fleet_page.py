@@ -13,18 +13,19 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
 
-REPO = Path(__file__).resolve().parents[2]
+from support.net import free_port
+from support.paths import REPO
+from support.wait import wait_until
+
 BIN = Path(sys.executable).parent
 pytestmark = [pytest.mark.e2e, pytest.mark.airflow]
 ON_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
@@ -37,21 +38,6 @@ CHROMIUM_FLAGS = (
 PASSWORD = "fleet-pw-4e8b2c"  # noqa: S105 - a throwaway login of a test-only Airflow
 KEY = "fleet-key-91d3"
 SCREENSHOT = Path(os.environ.get("FLEET_SCREENSHOT", REPO / ".run" / "artifacts" / "fleet-page.png"))
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _wait(what: str, predicate: Callable[[], Any], timeout: float) -> Any:
-    deadline = time.monotonic() + timeout
-    while not (result := predicate()):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
-        time.sleep(0.5)
-    return result
 
 
 @pytest.fixture
@@ -87,7 +73,7 @@ def api_server(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[tuple
     home.mkdir()
     passwords = home / "passwords.json"
     passwords.write_text(json.dumps({"admin": PASSWORD}))
-    port = _free_port()
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DAGFLEET_", "AIRFLOW__"))}
     env.update(
         AIRFLOW_HOME=str(home),
@@ -116,7 +102,7 @@ def api_server(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[tuple
             except requests.ConnectionError:
                 return False
 
-        _wait("the api-server", healthy, 180)
+        wait_until("the api-server", healthy, 180, every=0.5)
         yield url, env
     finally:
         # Its own process group: SIGINT, then SIGTERM, then SIGKILL (FACTS.md: children keep ports).
@@ -159,7 +145,7 @@ def _login_and_open_the_page(driver: Any, url: str) -> dict[str, list[str]]:
     }
 
 
-STATUS_PORT = _free_port()
+STATUS_PORT = free_port()
 
 
 @pytest.mark.parametrize(
@@ -189,7 +175,7 @@ def test_fleet_page_from_a_watch_sidecars_status_url(
             except requests.ConnectionError:
                 return False
 
-        _wait("the watch's first sync", ready, 120)
+        wait_until("the watch's first sync", ready, 120, every=0.5)
         rows = _login_and_open_the_page(chromium_driver, url)
         assert set(rows) == {"remote", "bad"}
         assert rows["remote"][1:4] == ["synced", "demo", "config API"]

@@ -16,7 +16,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,26 +25,13 @@ import pytest
 import requests
 import yaml
 
-REPO = Path(__file__).resolve().parents[2]
+from support.fleet import write_workflows
+from support.net import free_port
+from support.paths import REPO
+from support.wait import wait_until
+
 pytestmark = [pytest.mark.e2e, pytest.mark.airflow]
 SYNC_INTERVAL = 2
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _wait(what: str, predicate: Callable[[], Any], timeout: float, every: float = 1.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = predicate()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
-        time.sleep(every)
 
 
 @dataclass
@@ -72,7 +59,7 @@ class Airflow:
             state = self.api("GET", f"/dags/{dag_id}/dagRuns/{run_id}")
             return state if state["state"] in ("success", "failed") else None
 
-        result = _wait(f"run {run_id} of {dag_id}", finished, timeout, every=2)
+        result = wait_until(f"run {run_id} of {dag_id}", finished, timeout, every=2)
         if result["state"] != "success":
             tis = self.api("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances")
             states = [(t["task_id"], t["map_index"], t["state"]) for t in tis["task_instances"]]
@@ -80,9 +67,7 @@ class Airflow:
         return result
 
     def write_workflows(self, workflows: dict[str, Any]) -> None:
-        tmp = self.workflows_file.with_suffix(".tmp")
-        tmp.write_text(yaml.safe_dump({"workflows": workflows}))
-        tmp.replace(self.workflows_file)
+        write_workflows(self.workflows_file, workflows)
 
 
 @pytest.fixture(scope="module")
@@ -90,12 +75,12 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Airflow]:
     tmp = tmp_path_factory.mktemp("stack")
     workflows_file = tmp / "workflows.yaml"
     shutil.copy(REPO / "examples" / "workflows.yaml", workflows_file)
-    port = _free_port()
+    port = free_port()
     run_dir = tmp / "run"
     log = (tmp / "devstack.log").open("w+")
     proc = subprocess.Popen(
         [sys.executable, str(REPO / "scripts" / "devstack.py"), "--workflows", str(workflows_file),
-         "--run-dir", str(run_dir), "--port", str(port), "--config-port", str(_free_port()),
+         "--run-dir", str(run_dir), "--port", str(port), "--config-port", str(free_port()),
          "--sync-interval", str(SYNC_INTERVAL)],
         stdout=log, stderr=subprocess.STDOUT, cwd=tmp, env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )  # fmt: skip
@@ -105,7 +90,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Airflow]:
             assert proc.poll() is None, f"devstack exited: {Path(log.name).read_text()[-3000:]}"
             return "READY" in Path(log.name).read_text()
 
-        _wait("the stack to be healthy", ready, 360)
+        wait_until("the stack to be healthy", ready, 360)
         home = run_dir / "airflow"
         password = json.loads((home / "simple_auth_manager_passwords.json.generated").read_text())["admin"]
         url = f"http://localhost:{port}"
@@ -145,14 +130,14 @@ def _pod_free_workflow(template: str = "demo") -> str:
 def test_generated_dags_import_cleanly(stack: Airflow) -> None:
     workflows = yaml.safe_load(stack.workflows_file.read_text())["workflows"]
     for workflow_id in workflows:
-        _wait(f"DAG {workflow_id} in the API", lambda w=workflow_id: stack.dag_visible(w), 180)
+        wait_until(f"DAG {workflow_id} in the API", lambda w=workflow_id: stack.dag_visible(w), 180)
     errors = stack.api("GET", "/importErrors")
     assert errors["total_entries"] == 0, errors
 
 
 def test_triggered_run_maps_each_item_and_sees_the_conf(stack: Airflow) -> None:
     dag_id = _pod_free_workflow()
-    _wait(f"DAG {dag_id}", lambda: stack.dag_visible(dag_id), 180)
+    wait_until(f"DAG {dag_id}", lambda: stack.dag_visible(dag_id), 180)
     items = ["north", "south", "east"]
     run = stack.run_to_completion(dag_id, {"message": "hello from e2e", "items": items})
     run_path = f"/dags/{dag_id}/dagRuns/{run['dag_run_id']}"
@@ -167,7 +152,7 @@ def test_triggered_run_maps_each_item_and_sees_the_conf(stack: Airflow) -> None:
 def test_a_workflow_of_the_realistic_template_runs_one_task_per_table(stack: Airflow) -> None:
     dag_id = _pod_free_workflow("tenant_etl")
     spec = yaml.safe_load(stack.workflows_file.read_text())["workflows"][dag_id]["spec"]
-    _wait(f"DAG {dag_id}", lambda: stack.dag_visible(dag_id), 180)
+    wait_until(f"DAG {dag_id}", lambda: stack.dag_visible(dag_id), 180)
     run = stack.run_to_completion(dag_id, {"tables": spec["tables"][:2]})
     run_path = f"/dags/{dag_id}/dagRuns/{run['dag_run_id']}"
     tis = stack.api("GET", f"{run_path}/taskInstances/load_table/listMapped")
@@ -183,12 +168,12 @@ def test_workflows_follow_the_config_api_without_restart(stack: Airflow) -> None
     original = yaml.safe_load(stack.workflows_file.read_text())["workflows"]
     added = "e2e_added"
     stack.write_workflows({**original, added: {"tags": ["e2e"]}})
-    _wait("the added workflow's DAG", lambda: stack.dag_visible(added), 120)
+    wait_until("the added workflow's DAG", lambda: stack.dag_visible(added), 120)
     run = stack.run_to_completion(added, {"message": "before removal"})
 
     stack.write_workflows(original)
-    _wait("the removed workflow's file to be pruned", lambda: not (stack.dags / f"{added}-mydag.py").exists(), 60)
-    _wait("Airflow to mark the DAG stale", lambda: not stack.dag_visible(added), 120)
+    wait_until("the removed workflow's file to be pruned", lambda: not (stack.dags / f"{added}-mydag.py").exists(), 60)
+    wait_until("Airflow to mark the DAG stale", lambda: not stack.dag_visible(added), 120)
     runs = stack.api("GET", f"/dags/{added}/dagRuns")
     assert run["dag_run_id"] in [r["dag_run_id"] for r in runs["dag_runs"]]  # history kept
     for workflow_id in original:

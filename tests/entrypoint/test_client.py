@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 from typing import Any
 
 import pytest
@@ -10,12 +9,7 @@ import pytest
 from dagfleet.client import ConfigClient, _retry_after, config_path, parse_list
 from dagfleet.errors import ConfigApiError
 from dagfleet.retry import retry_policy
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+from support.net import free_port as _free_port
 
 
 def test_parse_list_accepts_both_formats_and_reports_bad_entries() -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,6 +11,7 @@ from fastapi.testclient import TestClient
 from dagfleet import fleetui
 from dagfleet.fleetstatus import FleetStatus, State, WorkflowStatus, from_json
 from dagfleet.metrics import FleetMetrics, Health, MetricsServer
+from support.net import dead_url
 
 STATUS = FleetStatus(
     outcome="synced",
@@ -46,12 +46,6 @@ def status_server() -> Iterator[str]:
         server.close()
 
 
-def _dead_url() -> str:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return f"http://127.0.0.1:{sock.getsockname()[1]}/status.json"  # nothing listens once closed
-
-
 def test_status_round_trips_through_json() -> None:
     assert from_json(STATUS.to_json()) == STATUS
 
@@ -70,7 +64,7 @@ def test_page_from_the_status_url(client: TestClient, status_server: str, monkey
 
 
 def test_status_url_down_is_one_line(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
-    url = _dead_url()
+    url = dead_url("/status.json")
     monkeypatch.setenv("DAGFLEET_STATUS_URL", url)
     page = client.get("/")
     assert page.status_code == 502

@@ -1,17 +1,15 @@
-"""The JSON bounds (dagfleet.jsonlimits) and create-only writes (dagfleet.fsutil)."""
+"""The JSON bounds (dagfleet.jsonlimits), and the list parser that applies them per entry."""
 
 from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 
 import pytest
 
 from dagfleet import jsonlimits
 from dagfleet.client import parse_list_body
 from dagfleet.errors import ConfigApiError
-from dagfleet.fsutil import FileTakenError, atomic_write
 
 DEEP = "[" * 5000 + "]" * 5000
 
@@ -72,18 +70,3 @@ def test_a_list_entry_beyond_a_bound_is_that_entry_only() -> None:
 def test_a_list_that_cannot_be_read_is_one_error(body: str) -> None:
     with pytest.raises(ConfigApiError, match="config API sent a workflow list that"):
         parse_list_body(body.encode())
-
-
-def test_create_only_never_replaces(tmp_path: Path) -> None:
-    path = tmp_path / "acme-mydag.py"
-    assert atomic_write(path, b"new", tmp_dir=tmp_path / "tmp", create_only=True)
-    assert path.read_bytes() == b"new"
-    with pytest.raises(FileTakenError):
-        atomic_write(path, b"other", tmp_dir=tmp_path / "tmp", create_only=True)
-    assert path.read_bytes() == b"new"
-    dangling = tmp_path / "link-mydag.py"
-    dangling.symlink_to(tmp_path / "nowhere")
-    with pytest.raises(FileTakenError):
-        atomic_write(dangling, b"x", tmp_dir=tmp_path / "tmp", create_only=True)
-    assert dangling.is_symlink() and not (tmp_path / "nowhere").exists()
-    assert list((tmp_path / "tmp").iterdir()) == []  # no temp file left behind

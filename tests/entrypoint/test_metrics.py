@@ -21,17 +21,12 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from dagfleet import __version__
 from support.faultserver import FaultServer
+from support.net import free_port
 
 DAGFLEET = str(Path(sys.executable).with_name("dagfleet"))
 KEY = "metrics-key-7d1e0a"
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _env(tmp_path: Path, port: int, **extra: str) -> dict[str, str]:
@@ -98,7 +93,7 @@ def _scrape_when(port: int, condition: Callable[[Samples], bool]) -> Samples:
 def test_metrics_across_a_good_sync_a_rejected_workflow_and_an_outage(tmp_path: Path) -> None:
     # A FaultServer: stopping it also cuts the watch's keep-alive connection, as a dying API does.
     api = FaultServer().serve_workflows({"a": {"tags": ["t"]}, "b": {}})
-    port = _free_port()
+    port = free_port()
     env = _env(tmp_path, port, DAGFLEET_API_URL=api.url, DAGFLEET_API_KEY=KEY)
     with api, _watch(env):
         # A good sync: both workflows synced, one 200 for the list, bytes received, ready.
@@ -145,7 +140,7 @@ def test_metrics_across_a_good_sync_a_rejected_workflow_and_an_outage(tmp_path: 
 
     # A restarted sidecar, API still down: the last success comes from disk, not "never".
     recorded = json.loads((tmp_path / "dags" / ".dagfleet" / "status.json").read_text())["last_success"]
-    port = _free_port()
+    port = free_port()
     with _watch({**env, "DAGFLEET_METRICS_PORT": str(port)}):
         again = _scrape_when(port, lambda s: value(s, "dagfleet_syncs_total", outcome="kept_last_known_good") >= 1)
         assert value(again, "dagfleet_sync_last_success_timestamp_seconds") == recorded
@@ -170,7 +165,7 @@ def _status(port: int, path: str) -> int | None:
 
 def test_health_flips_when_the_loop_is_stuck_and_recovers(config_api_factory: Any, tmp_path: Path) -> None:
     api = config_api_factory({"a": {}}, api_key=KEY)
-    port = _free_port()
+    port = free_port()
     env = _env(tmp_path, port, DAGFLEET_API_URL=api.url, DAGFLEET_API_KEY=KEY, DAGFLEET_STUCK_AFTER="1.5")
     lock = _take_sync_lock(tmp_path / "dags")
     try:
@@ -221,7 +216,7 @@ def test_metrics_are_off_without_a_port_and_a_busy_port_is_one_line(tmp_path: Pa
 def test_status_json_is_what_dagfleet_status_json_prints(tmp_path: Path) -> None:
     # A synced and a rejected workflow; a long interval, so nothing changes between the two reads.
     api = FaultServer().serve_workflows({"a": {"tags": ["t"]}, "b": {"tags": "not-a-list"}})
-    port = _free_port()
+    port = free_port()
     env = _env(tmp_path, port, DAGFLEET_API_URL=api.url, DAGFLEET_API_KEY=KEY, DAGFLEET_SYNC_INTERVAL="3600")
     with api, _watch(env):
         _wait_for(lambda: (r := _get(port, "/readyz")) is not None and r.status_code == 200)

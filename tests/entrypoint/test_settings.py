@@ -19,8 +19,9 @@ import yaml
 
 from dagfleet.errors import DagfleetError
 from dagfleet.settings import SETTINGS, SHIPPED_TEMPLATES, TASK_WORKFLOW, Settings, invalid_env, read_setting
+from support import chart
+from support.paths import REPO
 
-REPO = Path(__file__).resolve().parents[2]
 REFERENCE = REPO / "docs" / "reference.md"
 VALUES = REPO / "chart" / "values.yaml"
 DOC_SCRIPT = REPO / "scripts" / "settings_doc.py"
@@ -198,32 +199,21 @@ def test_the_committed_reference_table_is_the_generated_one() -> None:
 # ---------- the chart ----------
 
 
-def _chartkit() -> Any:
-    """The chart test helpers (render_chart, workloads, env_of ...): support.chart once the test
-    helpers live in tests/support (issue #19), tests/chart/chartkit.py until then."""
-    try:
-        from support import chart
-    except ImportError:
-        sys.path.insert(0, str(REPO / "tests" / "chart"))
-        import chartkit as chart
-    return chart
-
-
 def _env_by_container(docs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    kit = _chartkit()
+
     found = {}
-    for doc in kit.workloads(docs):
-        for c in kit.containers(doc):
-            env = {k: v for k, v in kit.env_of(c).items() if k.startswith("DAGFLEET_")}
+    for doc in chart.workloads(docs):
+        for c in chart.containers(doc):
+            env = {k: v for k, v in chart.env_of(c).items() if k.startswith("DAGFLEET_")}
             found[f"{doc['kind']}/{doc['metadata']['name']}:{c['name']}"] = env
     return found
 
 
 @pytest.mark.helm
 def test_the_chart_sets_only_declared_variables_in_every_scenario() -> None:
-    kit = _chartkit()
-    for scenario in kit.SCENARIOS:
-        for where, env in _env_by_container(kit.render_scenario(scenario)).items():
+
+    for scenario in chart.SCENARIOS:
+        for where, env in _env_by_container(chart.render_scenario(scenario)).items():
             assert set(env) <= set(SETTINGS), (scenario, where, set(env) - set(SETTINGS))
             assert invalid_env({k: v for k, v in env.items() if isinstance(v, str)}) == [], (scenario, where)
 
@@ -239,8 +229,8 @@ CHART_DIFFERS = {
 
 @pytest.mark.helm
 def test_the_chart_defaults_agree_with_the_declared_defaults() -> None:
-    kit = _chartkit()
-    rendered = _env_by_container(kit.render_chart())
+
+    rendered = _env_by_container(chart.render_chart())
     seen = set()
     for where, env in rendered.items():
         for name, value in env.items():
@@ -280,7 +270,7 @@ def _left_out(key: str, default: Any) -> bool:
 def test_values_yaml_names_only_declared_settings_with_their_defaults() -> None:
     found = _values_settings()
     assert len(found) >= 10, found
-    rendered = set().union(*_env_by_container(_chartkit().render_chart()).values())
+    rendered = set().union(*_env_by_container(chart.render_chart()).values())
     for key, (name, default) in found.items():
         assert name in SETTINGS, f"values.yaml {key} names {name}, which is not a dagfleet setting"
         if key in VALUES_DIFFER:

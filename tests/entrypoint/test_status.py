@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from dagfleet.store import FleetStore
-from support.faultserver import LIST_PATH, Behaviour, FaultServer, config_path, dead_url
+from support.faultserver import LIST_PATH, Behaviour, FaultServer, config_path
+from support.net import dead_url
 
 DAGFLEET = str(Path(sys.executable).with_name("dagfleet"))
 KEY = "status-key-3f9a21"

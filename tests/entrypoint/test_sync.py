@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +13,7 @@ from dagfleet.materializer import Materializer, Outcome
 from dagfleet.retry import retry_policy
 from dagfleet.settings import SHIPPED_TEMPLATES, Settings
 from dagfleet.store import dag_bytes
+from support.net import dead_url
 
 BASE = (SHIPPED_TEMPLATES / "demo.py").read_bytes()
 
@@ -27,12 +27,6 @@ def _sync(settings: Settings) -> Any:
 
     client = ConfigClient.from_settings(settings, retrying=retry_policy(2, initial=0)) if settings.api_url else None
     return Materializer(settings, client).sync()
-
-
-def _dead_url() -> str:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return f"http://127.0.0.1:{sock.getsockname()[1]}"
 
 
 def _dag_files(dags: Path) -> list[str]:
@@ -137,7 +131,7 @@ def test_api_down_keeps_the_last_known_good_set(config_api_factory: Any, tmp_pat
     settings = _settings(tmp_path / "dags", api.url)
     _sync(settings)
     before = {p: p.read_bytes() for p in settings.dags_folder.rglob("*") if p.is_file() and p.name not in SYNC_RECORDS}
-    down = _settings(tmp_path / "dags", _dead_url())
+    down = _settings(tmp_path / "dags", dead_url())
     report = _sync(down)
     assert report.outcome is Outcome.KEPT_LAST_KNOWN_GOOD
     assert "unreachable" in report.problems[0]
@@ -153,13 +147,13 @@ def test_static_list_without_api_and_as_fallback(tmp_path: Path) -> None:
     assert report.source == "DAGFLEET_STATIC_WORKFLOWS"
     assert _dag_files(tmp_path / "one") == ["s1-mydag.py", "s2-mydag.py"]
 
-    fallback = _settings(tmp_path / "two", _dead_url(), static_workflows=("s1",))
+    fallback = _settings(tmp_path / "two", dead_url(), static_workflows=("s1",))
     report = _sync(fallback)
     assert report.outcome is Outcome.SYNCED
     assert "using DAGFLEET_STATIC_WORKFLOWS" in report.problems[0]
     assert _dag_files(tmp_path / "two") == ["s1-mydag.py"]
 
-    nothing = _settings(tmp_path / "three", _dead_url())
+    nothing = _settings(tmp_path / "three", dead_url())
     report = _sync(nothing)
     assert report.outcome is Outcome.NOTHING_USABLE
     assert "no last known good set" in report.problems[0]

@@ -1,4 +1,4 @@
-"""Fault-suite plumbing: the fault ledger (its summary line ends the pytest output) and fixtures.
+"""Fault-suite plumbing: hooks keeping the fault ledger (its summary line ends the pytest output), and fixtures.
 
 Every fault test asks for the ``fault`` fixture and names the fault(s) it injects:
 ``fault("HTTP 503 on the workflow list")``. A fault counts as survived when its test passed.
@@ -9,36 +9,14 @@ At the end of the session one line reports them, e.g.::
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Callable, Generator, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
+from support.faultledger import FaultLedger
 from support.faultserver import FaultServer
 from support.sandbox import Sandbox
-
-
-@dataclass
-class FaultLedger:
-    tried: dict[str, list[tuple[str, str]]] = field(default_factory=dict)  # nodeid -> [(kind, name)]
-    failed: set[str] = field(default_factory=set)
-
-    def add(self, nodeid: str, name: str, kind: str = "fault", count: int = 1) -> None:
-        self.tried.setdefault(nodeid, []).extend([(kind, name)] * count)
-
-    def totals(self) -> tuple[int, int, Counter[str]]:
-        tried = sum(len(v) for v in self.tried.values())
-        survived = sum(len(v) for k, v in self.tried.items() if k not in self.failed)
-        kinds: Counter[str] = Counter(kind for v in self.tried.values() for kind, _ in v)
-        return tried, survived, kinds
-
-    def summary(self) -> str:
-        tried, survived, kinds = self.totals()
-        extra = ", ".join(f"{n} {kind}s" for kind, n in sorted(kinds.items()) if kind != "fault")
-        return f"fault suite: {tried} faults tried, {survived} survived" + (f" ({extra})" if extra else "")
-
 
 LEDGER_KEY = pytest.StashKey[FaultLedger]()
 

@@ -17,18 +17,9 @@ from dagfleet.client import POOL_SIZE
 from dagfleet.jsonlimits import MAX_DEPTH
 from dagfleet.materializer import MAX_REJECTED_IDS_SHOWN
 from dagfleet.store import FleetStore
+from support import sandbox as sandboxing
 from support.faultserver import Behaviour, FaultServer, config_path, etag_of
-from support.sandbox import (
-    Result,
-    Sandbox,
-    assert_kept,
-    assert_tidy,
-    dag_files,
-    manifest,
-    record_key,
-    snapshot,
-    stored_config,
-)
+from support.sandbox import Result, Sandbox
 
 KEY = "hostile-key-0c1d2e3f4a5b"
 DEEP = "[" * 5000 + "]" * 5000
@@ -92,7 +83,7 @@ def test_hostile_configs_stay_with_their_workflow(
     good = {"good": '{"tags": ["v1"]}'} | dict.fromkeys(IDS.values(), '{"tags": ["ok"]}')
     _serve_raw(api, good, list_format)
     assert _sync(sandbox, api).returncode == 0
-    before = snapshot(sandbox.dags)
+    before = sandboxing.snapshot(sandbox.dags)
 
     _serve_raw(api, {"good": '{"tags": ["v2"]}'} | {IDS[n]: text for n, text, *_ in HOSTILE_CONFIGS}, list_format)
     result = _sync(sandbox, api)
@@ -106,11 +97,11 @@ def test_hostile_configs_stay_with_their_workflow(
         assert says in lines[0], (name, lines[0])
         ending = "; kept its last known good config" if kept_by == "config" else "; kept its last known good DAG"
         assert lines[0].endswith(ending), (name, lines[0])
-        for path in (f"{workflow_id}-mydag.py", record_key(sandbox.dags, workflow_id)):
-            assert snapshot(sandbox.dags)[path] == before[path], (name, path)
-    assert stored_config(sandbox.dags, "good") == {"tags": ["v2"]}
-    assert len(dag_files(sandbox.dags)) == len(HOSTILE_CONFIGS) + 1
-    assert_tidy(sandbox.dags)
+        for path in (f"{workflow_id}-mydag.py", sandboxing.record_key(sandbox.dags, workflow_id)):
+            assert sandboxing.snapshot(sandbox.dags)[path] == before[path], (name, path)
+    assert sandboxing.stored_config(sandbox.dags, "good") == {"tags": ["v2"]}
+    assert len(sandboxing.dag_files(sandbox.dags)) == len(HOSTILE_CONFIGS) + 1
+    sandboxing.assert_tidy(sandbox.dags)
 
 
 @pytest.mark.parametrize("list_format", ["objects", "ids"])
@@ -130,8 +121,8 @@ def test_hostile_configs_of_new_workflows(
         # Unreadable: no DAG yet. Readable but invalid: a DAG whose import error shows the line.
         ending = "; its DAG will show this as an import error" if kept_by == "config" else "; not created yet"
         assert line.endswith(ending), line
-    assert "good-mydag.py" in dag_files(sandbox.dags)
-    assert_tidy(sandbox.dags)
+    assert "good-mydag.py" in sandboxing.dag_files(sandbox.dags)
+    sandboxing.assert_tidy(sandbox.dags)
 
 
 LIST_GARBAGE: list[tuple[str, str]] = [
@@ -159,7 +150,7 @@ def test_list_level_garbage_keeps_the_last_known_good_set(
 ) -> None:
     fault(f"list-level garbage: {name}")
     api.set("/airflowconfigs", Behaviour.raw(body))
-    before = snapshot(seeded.dags)
+    before = sandboxing.snapshot(seeded.dags)
 
     result = _sync(seeded, api)
 
@@ -167,7 +158,7 @@ def test_list_level_garbage_keeps_the_last_known_good_set(
     assert len(result.errors) == 1, result.explain()
     assert "workflow list" in result.errors[0]
     assert "kept the last known good set of 3 DAG(s)" in result.errors[0]
-    assert_kept(before, snapshot(seeded.dags))
+    sandboxing.assert_kept(before, sandboxing.snapshot(seeded.dags))
 
 
 def test_list_level_garbage_without_a_last_known_good_set(
@@ -178,7 +169,7 @@ def test_list_level_garbage_without_a_last_known_good_set(
     result = _sync(sandbox, api)
     assert result.returncode == 69, result.explain()
     assert len(result.errors) == 1 and "nested deeper than" in result.errors[0], result.explain()
-    assert dag_files(sandbox.dags) == []
+    assert sandboxing.dag_files(sandbox.dags) == []
 
 
 def test_an_unreadable_entry_affects_only_itself_and_prunes_nothing(
@@ -196,15 +187,15 @@ def test_an_unreadable_entry_affects_only_itself_and_prunes_nothing(
         f"entry #1 of the workflow list is nested deeper than the {MAX_DEPTH} levels an answer may have: "
         "skipped; nothing is pruned"
     ]
-    assert dag_files(seeded.dags) == ["alpha-mydag.py", "beta-mydag.py", "gamma-mydag.py"]
-    assert stored_config(seeded.dags, "alpha") == {"tags": ["new"]}
+    assert sandboxing.dag_files(seeded.dags) == ["alpha-mydag.py", "beta-mydag.py", "gamma-mydag.py"]
+    assert sandboxing.stored_config(seeded.dags, "alpha") == {"tags": ["new"]}
 
 
 def test_an_entry_beyond_a_bound_keeps_its_workflow(
     seeded: Sandbox, api: FaultServer, fault: Callable[..., None]
 ) -> None:
     fault("list entry with a 5,000-digit integer, its ID readable")
-    before = snapshot(seeded.dags)
+    before = sandboxing.snapshot(seeded.dags)
     body = '[{"config": {"max_items": ' + HUGE + '}, "id": "alpha"}, {"id": "beta", "config": {"tags": ["b"]}}]'
     api.set("/airflowconfigs", Behaviour.raw(body))
 
@@ -214,11 +205,11 @@ def test_an_entry_beyond_a_bound_keeps_its_workflow(
     assert len(result.errors) == 1, result.explain()
     assert result.errors[0].startswith("workflow 'alpha': its entry in the workflow list holds a 5,000-digit number")
     assert result.errors[0].endswith("; kept its last known good DAG")
-    after = snapshot(seeded.dags)
+    after = sandboxing.snapshot(seeded.dags)
     assert after["alpha-mydag.py"] == before["alpha-mydag.py"]
-    assert after[record_key(seeded.dags, "alpha")] == before[record_key(seeded.dags, "alpha")]
+    assert after[sandboxing.record_key(seeded.dags, "alpha")] == before[sandboxing.record_key(seeded.dags, "alpha")]
     assert "gamma-mydag.py" not in after  # no longer listed: pruned as usual
-    assert stored_config(seeded.dags, "beta") == {"tags": ["b"]}
+    assert sandboxing.stored_config(seeded.dags, "beta") == {"tags": ["b"]}
 
 
 def test_watch_keeps_going_on_hostile_input(sandbox: Sandbox, api: FaultServer, fault: Callable[..., None]) -> None:
@@ -227,7 +218,7 @@ def test_watch_keeps_going_on_hostile_input(sandbox: Sandbox, api: FaultServer, 
     _serve_raw(api, {"good": "{}"} | {IDS[n]: text for n, text, *_ in HOSTILE_CONFIGS}, "ids")
     result = _sync(sandbox, api, "watch", "--once")
     assert result.returncode == 0, result.explain()
-    assert "good-mydag.py" in dag_files(sandbox.dags)
+    assert "good-mydag.py" in sandboxing.dag_files(sandbox.dags)
     api.set("/airflowconfigs", Behaviour.raw(DEEP))
     result = _sync(sandbox, api, "watch", "--once")
     assert result.returncode == 0, result.explain()
@@ -268,7 +259,7 @@ def test_a_users_file_is_never_written_or_deleted(
     ]
     assert target.read_bytes() == USER_DAG
     assert target.is_symlink() == (kind == "symlink")
-    assert manifest(sandbox.dags) == {"globex-mydag.py": "globex"}
+    assert sandboxing.manifest(sandbox.dags) == {"globex-mydag.py": "globex"}
     assert not FleetStore(sandbox.dags).record_path("acme").exists()
     assert api.count(config_path("acme")) == 0
 
@@ -283,7 +274,7 @@ def test_a_users_file_is_never_written_or_deleted(
     target.unlink()  # the user moves their file away: now the workflow gets its DAG
     api.serve_workflows({"globex": {}, "acme": {}})
     assert _sync(sandbox, api).errors == []
-    assert sorted(manifest(sandbox.dags)) == ["acme-mydag.py", "globex-mydag.py"]
+    assert sorted(sandboxing.manifest(sandbox.dags)) == ["acme-mydag.py", "globex-mydag.py"]
     if kind == "symlink":
         assert (sandbox.root / "mine.py").read_bytes() == USER_DAG
         (sandbox.root / "mine.py").unlink()  # the sandbox checks nothing else is left outside
@@ -324,7 +315,7 @@ def test_a_flood_of_rejected_ids_is_summed_up(sandbox: Sandbox, api: FaultServer
     assert len(result.errors) == MAX_REJECTED_IDS_SHOWN + 1
     assert result.errors[-1] == f"… and {100_000 - MAX_REJECTED_IDS_SHOWN:,} more rejected IDs (not shown)"
     assert result.errors[-1] == "… and 99,990 more rejected IDs (not shown)"
-    assert dag_files(sandbox.dags) == ["good-mydag.py"]
+    assert sandboxing.dag_files(sandbox.dags) == ["good-mydag.py"]
 
 
 def test_a_look_alike_id_is_shown_escaped(sandbox: Sandbox, api: FaultServer, fault: Callable[..., None]) -> None:
@@ -339,7 +330,7 @@ def test_a_look_alike_id_is_shown_escaped(sandbox: Sandbox, api: FaultServer, fa
     assert len(result.errors) == 1
     assert result.errors[0].startswith("workflow ID '\\u0430\\u0441me' is not allowed")
     assert result.stderr.isascii()
-    assert dag_files(sandbox.dags) == ["acme-mydag.py"]
+    assert sandboxing.dag_files(sandbox.dags) == ["acme-mydag.py"]
 
 
 def test_the_sync_converges_after_hostile_rounds(
@@ -356,4 +347,4 @@ def test_the_sync_converges_after_hostile_rounds(
     api.serve_workflows({"alpha": {"tags": ["fixed"]}, "beta": {}})
     result = _sync(sandbox, api)
     assert result.returncode == 0 and result.errors == [], result.explain()
-    assert stored_config(sandbox.dags, "alpha") == {"tags": ["fixed"]}
+    assert sandboxing.stored_config(sandbox.dags, "alpha") == {"tags": ["fixed"]}

@@ -28,7 +28,8 @@ from dagfleet.cache import DiskCache
 from dagfleet.settings import SHIPPED_TEMPLATES
 from dagfleet.store import FleetStore, Record
 from support.dagbag import parse_in_subprocess
-from support.faultserver import Behaviour, FaultServer, config_path, dead_url
+from support.faultserver import Behaviour, FaultServer, config_path
+from support.net import dead_url
 from support.sandbox import SUFFIX, Sandbox, snapshot
 
 pytestmark = pytest.mark.airflow

@@ -26,7 +26,9 @@ from dagfleet.client import ConfigClient
 from dagfleet.errors import DagfleetError
 from dagfleet.retry import retry_policy
 from dagfleet.settings import Settings
-from support.faultserver import Behaviour, FaultServer, dead_url
+from support.faultserver import Behaviour, FaultServer
+from support.net import dead_url
+from support.paths import REPO
 from support.sandbox import DAGFLEET, Sandbox
 
 KEY = "sk-live-4f1d9b7e2c8a6350"
@@ -35,7 +37,6 @@ REDIS_PASSWORD = "redis-pw-6c2f0e19"  # noqa: S105 - a test secret, searched for
 URL_PASSWORD = "url-pw-0d7a41b3"  # noqa: S105
 WORKFLOW_SECRET = "wf-secret-b8e3c5a217"  # noqa: S105
 SECRETS = (KEY, FILE_KEY, REDIS_PASSWORD, URL_PASSWORD, WORKFLOW_SECRET)
-REPO = Path(__file__).resolve().parents[2]
 
 
 def assert_no_secret(text: str, where: str) -> None:

@@ -2,22 +2,20 @@
 
 from __future__ import annotations
 
-import subprocess
 import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
+from support.paths import REPO
+from support.proc import run
+
 RUFF = Path(sys.executable).with_name("ruff")
 
 
 def test_ruff_security_rules_are_clean() -> None:
-    proc = subprocess.run(
-        [str(RUFF), "check", "--select", "S", "--output-format", "concise", "--no-cache", "entrypoint", "dags"],
+    proc = run(
+        [RUFF, "check", "--select", "S", "--output-format", "concise", "--no-cache", "entrypoint", "dags"],
         cwd=REPO,
-        capture_output=True,
-        text=True,
         timeout=120,
-        check=False,
     )
     assert proc.returncode == 0, f"ruff S findings:\n{proc.stdout}{proc.stderr}"
 

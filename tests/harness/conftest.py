@@ -10,7 +10,9 @@ import os
 
 import pytest
 
-_deselected: list[str] = []
+from support.setaside import SetAside
+
+_set_aside = SetAside("DESELECTED")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -18,11 +20,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         return
     ours = [item for item in items if item.get_closest_marker("harness")]
     if ours:
-        items[:] = [item for item in items if item not in ours]
-        config.hook.pytest_deselected(items=ours)
-        _deselected.append(f"{len(ours)} harness scenarios: run them with `make harness`")
+        _set_aside.take(config, items, ours, "harness scenarios: run them with `make harness`")
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    for line in _deselected:
-        terminalreporter.write_line(f"DESELECTED {line}", yellow=True)
+    _set_aside.summary(terminalreporter)

@@ -23,6 +23,8 @@ import pytest
 import yaml
 from kubelet import REPO, Kubelet, docker, helm_template
 
+from support.wait import wait_until
+
 pytestmark = pytest.mark.harness
 
 HERE = Path(__file__).parent
@@ -65,17 +67,6 @@ class Api:
             request.add_header("Authorization", f"Bearer {self.token}")
         with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
             return json.loads(response.read() or b"null")
-
-
-def wait_until(what: str, check: Any, timeout: float, every: float = 5) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(every)
 
 
 class TaskPodRunner(threading.Thread):
@@ -147,7 +138,7 @@ def start_release(scenario: str, kubelet: Kubelet, workdir: Path) -> Api:
     kubelet.wait_ready("api-server", READY_TIMEOUT)
     base = f"http://{kubelet.ip(kubelet.pods['api-server'])}:8080"
     passwords = kubelet.volume_path("api-server", "auth") / "simple_auth_manager_passwords.json"
-    wait_until("the api-server's generated passwords", passwords.exists, 120)
+    wait_until("the api-server's generated passwords", passwords.exists, 120, every=5)
     return Api(base, passwords)
 
 
@@ -180,7 +171,7 @@ def test_release(release: tuple[str, Kubelet, Path]) -> None:
         ids = {d["dag_id"] for d in api.call("GET", "/api/v2/dags?limit=100")["dags"]}
         return ids if ids >= WORKFLOWS else None
 
-    assert wait_until("every workflow of the config API as a DAG", all_visible, READY_TIMEOUT) >= WORKFLOWS
+    assert wait_until("every workflow of the config API as a DAG", all_visible, READY_TIMEOUT, every=5) >= WORKFLOWS
     assert api.call("GET", "/api/v2/importErrors")["total_entries"] == 0
 
     runner = None
@@ -196,7 +187,7 @@ def test_release(release: tuple[str, Kubelet, Path]) -> None:
             state = api.call("GET", path)["state"]
             return state if state in ("success", "failed") else None
 
-        state = wait_until("the run to finish", finished, RUN_TIMEOUT)
+        state = wait_until("the run to finish", finished, RUN_TIMEOUT, every=5)
         tis = api.call("GET", f"{path}/taskInstances?limit=100")["task_instances"]
         summary = sorted((t["task_id"], t["map_index"], t["state"]) for t in tis)
         assert state == "success", summary

@@ -17,14 +17,15 @@ from pathlib import Path
 
 import pytest
 import yaml
-from imagekit import BUILD_TIMEOUT, IMAGE_TAG, ON_CI, HostConfigApi, bridge_ip, docker, docker_problem
 
-from support.images import make_image
+from support.image import BUILD_TIMEOUT, IMAGE_TAG, HostConfigApi, bridge_ip, docker, docker_problem, make_image
+from support.paths import ON_CI
+from support.setaside import SetAside
 
 WORKFLOWS = ("smoke_one", "smoke-two", "smoke.three")
 
 
-_skipped: list[str] = []  # "<count> tests: <reason>", reported as one line at the end
+_set_aside = SetAside("SKIPPED")  # reported as one line at the end
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -38,14 +39,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         for item in ours:
             item.add_marker(pytest.mark.timeout(BUILD_TIMEOUT))  # the first one may build the base image
         return
-    items[:] = [item for item in items if item not in ours]
-    config.hook.pytest_deselected(items=ours)
-    _skipped.append(f"{len(ours)} image tests: no Docker engine ({problem}); as root: bash .ci/docker.sh")
+    _set_aside.take(config, items, ours, f"image tests: no Docker engine ({problem}); as root: bash .ci/docker.sh")
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    for line in _skipped:
-        terminalreporter.write_line(f"SKIPPED {line}", yellow=True)
+    _set_aside.summary(terminalreporter)
 
 
 @pytest.fixture(scope="session")

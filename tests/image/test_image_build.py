@@ -10,7 +10,9 @@ import tomllib
 from pathlib import Path
 
 import pytest
-from imagekit import REPO, docker
+
+from support.image import docker
+from support.paths import REPO
 
 DOCKERFILE = (REPO / "Dockerfile").read_text()
 INSTRUCTIONS = [

@@ -11,7 +11,8 @@ from __future__ import annotations
 import subprocess
 
 import pytest
-from imagekit import docker
+
+from support.image import docker
 
 pytestmark = pytest.mark.docker
 

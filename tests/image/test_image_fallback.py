@@ -6,7 +6,9 @@ import re
 from collections.abc import Iterator
 
 import pytest
-from imagekit import DAG_FOLDER, Container, free_port, json_line, processes, start_container
+
+from support.image import DAG_FOLDER, Container, json_line, processes, start_container
+from support.net import free_port
 
 pytestmark = pytest.mark.docker
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from imagekit import DAG_FOLDER, HostConfigApi, docker, docker_run_args, json_line
+
+from support.image import DAG_FOLDER, HostConfigApi, docker, docker_run_args, json_line
 
 pytestmark = pytest.mark.docker
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
-from imagekit import docker
 
 from dagfleet.parsing import DAG_PROCESSOR_DEFAULTS, SECTION, env_name
+from support.image import docker
 
 pytestmark = pytest.mark.docker
 

@@ -11,9 +11,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from imagekit import DAG_FOLDER, REPO, Container, HostConfigApi, http_ok, json_line, processes, start_container
 
 from dagfleet.store import TRAILER_PREFIX
+from support.image import DAG_FOLDER, Container, HostConfigApi, http_ok, json_line, processes, start_container
+from support.paths import REPO
 
 pytestmark = pytest.mark.docker
 

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from imagekit import DAG_FOLDER, HostConfigApi, bridge_ip, docker, docker_run_args, json_line
+
+from support.image import DAG_FOLDER, HostConfigApi, bridge_ip, docker, docker_run_args, json_line
 
 pytestmark = pytest.mark.docker
 

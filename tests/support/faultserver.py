@@ -36,14 +36,7 @@ from urllib.parse import urlsplit
 from dagfleet.client import LIST_PATH, config_path
 from dagfleet.server import encode, etag_matches, etag_of, listing
 
-__all__ = ["LIST_PATH", "Behaviour", "FaultServer", "Request", "Responder", "config_path", "dead_url", "etag_of"]
-
-
-def dead_url() -> str:
-    """A loopback URL where nothing listens (connection refused)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return f"http://127.0.0.1:{sock.getsockname()[1]}"
+__all__ = ["LIST_PATH", "Behaviour", "FaultServer", "Request", "Responder", "config_path", "etag_of"]
 
 
 @dataclass(frozen=True)

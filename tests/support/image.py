@@ -1,4 +1,4 @@
-"""Helpers of the image tests: the docker CLI, containers, the host's address on the bridge."""
+"""The image tests' helpers: `make image`, the docker CLI, containers, the host's address on the bridge."""
 
 from __future__ import annotations
 
@@ -6,21 +6,38 @@ import functools
 import json
 import os
 import shutil
-import socket
 import subprocess
 import time
 import urllib.request
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
+import pytest
+
+from support.paths import REPO
+
 IMAGE_TAG = os.environ.get("DAGFLEET_TEST_IMAGE", "dagfleet:dev")
-ON_CI = os.environ.get("CI", "").lower() == "true"
 # Building the stand-in base from nothing takes minutes: more than the suite's per-test timeout.
 BUILD_TIMEOUT = 1800
 DAG_FOLDER = "/opt/airflow/dags"
+
+
+def make_image(tag: str, timeout: float) -> subprocess.CompletedProcess[str]:
+    """Run `make image IMAGE=<tag>`; fail the test with the last lines of its output if it fails."""
+    env = {k: v for k, v in os.environ.items() if k not in {"MAKEFLAGS", "MAKELEVEL", "MFLAGS"}}
+    result = subprocess.run(
+        ["make", "-C", str(REPO), "--no-print-directory", "image", f"IMAGE={tag}"],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        check=False,
+    )
+    if result.returncode != 0:
+        tail = "\n".join((result.stdout + result.stderr).strip().splitlines()[-40:])
+        pytest.fail(f"make image failed ({result.returncode}):\n{tail}", pytrace=False)
+    return result
 
 
 def docker(*args: str, timeout: float = 120, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -58,12 +75,6 @@ def bridge_ip() -> str:
         if "/" in word and word[0].isdigit():
             return word.split("/")[0]
     return "0.0.0.0"  # last resort: every interface, for the duration of the tests
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass

@@ -18,7 +18,8 @@ from typing import Any
 
 import yaml
 
-REPO = Path(__file__).resolve().parents[2]
+from support.paths import REPO
+
 CHART_DIR = REPO / "chart"
 CI_DIR = CHART_DIR / "ci"
 SCENARIOS = sorted(p.name.removesuffix("-values.yaml") for p in CI_DIR.glob("*-values.yaml"))
@@ -27,7 +28,6 @@ NAMESPACE = "dagfleet"
 # Versions every rendered object is validated against (make exports them; oldest, current).
 KUBE_VERSIONS = os.environ.get("CHART_TEST_KUBE_VERSIONS", "1.33.0 1.37.0").split()
 DEFAULT_KUBE_VERSION = KUBE_VERSIONS[-1]
-ON_CI = os.environ.get("CI", "").lower() == "true"
 # The smallest values that render: the chart refuses to start without a workflow source.
 MINIMAL = {"configApi": {"url": "https://config.example.com"}}
 
@@ -73,6 +73,15 @@ def helm(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
     return result
 
 
+def _with_minimal(values_files: list[Path] | None, minimal: bool, tmp: Path) -> list[Path]:
+    """The values files; with none given and ``minimal``, a file holding MINIMAL (a workflow source)."""
+    if values_files or not minimal:
+        return list(values_files or [])
+    base = tmp / "minimal.yaml"
+    base.write_text(yaml.safe_dump(MINIMAL))
+    return [base]
+
+
 def _values_args(values: dict[str, Any] | None, values_files: list[Path] | None, tmp: Path) -> list[str]:
     args: list[str] = []
     for file in values_files or []:
@@ -96,13 +105,8 @@ def render_chart(
 ) -> list[dict[str, Any]]:
     """`helm template` the chart; the objects as dicts. `minimal` adds a workflow source first."""
     with tempfile.TemporaryDirectory() as tmp:
-        files = list(values_files or [])
-        if minimal and not values_files:
-            base = Path(tmp) / "minimal.yaml"
-            base.write_text(yaml.safe_dump(MINIMAL))
-            files.insert(0, base)
         args = ["template", name, str(CHART_DIR), "--namespace", namespace, "--kube-version", kube_version]
-        args += _values_args(values, files, Path(tmp))
+        args += _values_args(values, _with_minimal(values_files, minimal, Path(tmp)), Path(tmp))
         for template in show_only or []:
             args += ["--show-only", template]
         out = helm(*args).stdout
@@ -114,13 +118,8 @@ def render_install(
 ) -> tuple[list[dict[str, Any]], str]:
     """`helm install --dry-run=client` (no cluster): the objects and NOTES of one and the same render."""
     with tempfile.TemporaryDirectory() as tmp:
-        files = list(values_files or [])
-        if minimal and not values_files:
-            base = Path(tmp) / "minimal.yaml"
-            base.write_text(yaml.safe_dump(MINIMAL))
-            files.insert(0, base)
         args = ["install", RELEASE, str(CHART_DIR), "--namespace", NAMESPACE, "--dry-run=client"]
-        out = helm(*args, *_values_args(values, files, Path(tmp))).stdout
+        out = helm(*args, *_values_args(values, _with_minimal(values_files, minimal, Path(tmp)), Path(tmp))).stdout
     head, sep, notes = out.partition("\nNOTES:\n")
     assert sep, f"no NOTES section in helm install --dry-run output:\n{out[-2000:]}"
     _, _, manifest = head.partition("\nMANIFEST:\n")

@@ -1,0 +1,143 @@
+"""Kubernetes pieces of a workflow DAG (dagfleet.k8s): secret specs, resources, pod names, the pod operator.
+
+What crosses a task boundary is plain JSON; these functions turn it into the Kubernetes objects
+KubernetesPodOperator expects, validating it again on the way (a run cannot smuggle in a secret).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from kubernetes.client import models as k8s
+
+from dagfleet.config import Resources, SecretSpec
+from dagfleet.errors import WorkflowConfigError
+from dagfleet.k8s import (
+    ITEM_ENV,
+    MAX_POD_NAME_BASE,
+    DagfleetPodOperator,
+    parse_secret_specs,
+    pod_name,
+    to_resources,
+    to_secret,
+    to_secrets,
+)
+
+ENV_SPEC = {"deploy_type": "env", "deploy_target": "DB_PASSWORD", "secret": "tenant-a-db", "key": "password"}
+VOLUME_SPEC = {"deploy_type": "volume", "deploy_target": "/var/run/certs", "secret": "tenant-a-certs", "key": None}
+KEYED_VOLUME = {"deploy_type": "volume", "deploy_target": "/etc/tls", "secret": "tls", "key": "ca.crt"}
+
+
+def _secret(secret: Any) -> tuple[Any, ...]:
+    return (secret.deploy_type, secret.deploy_target, secret.secret, secret.key)
+
+
+def test_specs_become_secrets() -> None:
+    env, volume, keyed = to_secrets([ENV_SPEC, VOLUME_SPEC, KEYED_VOLUME])
+    assert _secret(env) == ("env", "DB_PASSWORD", "tenant-a-db", "password")
+    assert _secret(volume) == ("volume", "/var/run/certs", "tenant-a-certs", None)
+    assert _secret(keyed) == ("volume", "/etc/tls", "tls", "ca.crt")
+
+
+def test_a_keyed_volume_secret_mounts_only_that_key() -> None:
+    keyed = to_secret(SecretSpec(**KEYED_VOLUME))
+    assert keyed.items == [k8s.V1KeyToPath(key="ca.crt", path="ca.crt")]
+    assert not to_secret(SecretSpec(**VOLUME_SPEC)).items  # the whole secret
+    assert not to_secret(SecretSpec(**ENV_SPEC)).items
+
+
+def test_specs_are_validated_with_the_owner_in_the_line() -> None:
+    bad = {**ENV_SPEC, "deploy_target": "db-password"}
+    with pytest.raises(WorkflowConfigError) as err:
+        parse_secret_specs([ENV_SPEC, bad], owner="acme_sync")
+    message = str(err.value)
+    assert "acme_sync" in message
+    assert "secret_specs[1].deploy_target" in message
+    assert "not a valid environment variable name" in message
+    assert "\n" not in message
+    assert "Value error" not in message
+
+
+def test_specs_accept_models_and_json_alike() -> None:
+    parsed = parse_secret_specs([SecretSpec(**ENV_SPEC), VOLUME_SPEC])
+    assert [s.model_dump() for s in parsed] == [ENV_SPEC, VOLUME_SPEC]
+
+
+def test_resources() -> None:
+    assert to_resources(None) is None
+    built = to_resources({"requests": {"cpu": "100m", "memory": "64Mi"}})
+    assert built == k8s.V1ResourceRequirements(requests={"cpu": "100m", "memory": "64Mi"}, limits=None)
+    model = Resources(limits={"memory": "1Gi"})
+    assert to_resources(model) == k8s.V1ResourceRequirements(requests=None, limits={"memory": "1Gi"})
+    with pytest.raises(ValueError, match="not a Kubernetes quantity"):
+        to_resources({"limits": {"cpu": "lots"}})
+
+
+@pytest.mark.parametrize(
+    ("item", "name"),
+    [
+        ("tenant-a", "tenant-a"),
+        ("Tenant_A.B", "tenant-a-b"),
+        ("--edge--", "edge"),
+        ("___", "item"),
+        ("", "item"),
+        ("x" * 80, "x" * MAX_POD_NAME_BASE),
+        ("a" * 49 + "_b", "a" * 49),  # cut at 50, then no trailing '-'
+    ],
+)
+def test_pod_name_is_a_dns_label_base(item: str, name: str) -> None:
+    assert pod_name(item) == name
+
+
+def _env(operator: DagfleetPodOperator) -> dict[str, str]:
+    """The operator's env as given: a mapping stays one, a list holds ``V1EnvVar``s."""
+    env = operator.env_vars
+    return dict(env) if isinstance(env, dict) else {e.name: e.value for e in env}
+
+
+def test_the_operator_turns_json_into_kubernetes_objects() -> None:
+    operator = DagfleetPodOperator(
+        task_id="pod",
+        image="busybox",
+        namespace="jobs",
+        env_vars={"LOG_LEVEL": "info"},
+        secret_specs=[ENV_SPEC, KEYED_VOLUME],
+        resources={"limits": {"memory": "128Mi"}},
+        item="tenant-a",
+    )
+    assert _env(operator) == {"LOG_LEVEL": "info", ITEM_ENV: "tenant-a"}
+    assert operator.item == "tenant-a"
+    assert operator.container_resources == k8s.V1ResourceRequirements(limits={"memory": "128Mi"})
+    assert [_secret(s) for s in operator.secrets] == [
+        ("env", "DB_PASSWORD", "tenant-a-db", "password"),
+        ("volume", "/etc/tls", "tls", "ca.crt"),
+    ]
+    assert operator.secret_specs == [ENV_SPEC, KEYED_VOLUME]  # JSON again: it crosses task boundaries
+
+
+def test_the_operator_keeps_what_it_was_given() -> None:
+    """Env as a list, explicit container_resources and plain ``secrets`` are kept, not replaced."""
+    given = k8s.V1ResourceRequirements(requests={"cpu": "1"})
+    operator = DagfleetPodOperator(
+        task_id="pod",
+        image="busybox",
+        namespace="jobs",
+        env_vars=[k8s.V1EnvVar(name="A", value="1")],
+        container_resources=given,
+        resources={"limits": {"memory": "128Mi"}},
+        secrets=to_secrets([VOLUME_SPEC]),
+        secret_specs=[ENV_SPEC],
+        item="b",
+    )
+    assert _env(operator) == {"A": "1", ITEM_ENV: "b"}
+    assert operator.container_resources == given
+    assert [s.secret for s in operator.secrets] == ["tenant-a-certs", "tenant-a-db"]
+
+
+def test_the_operator_without_json_is_a_plain_pod_operator() -> None:
+    operator = DagfleetPodOperator(task_id="pod", image="busybox", namespace="jobs")
+    assert operator.secret_specs == []
+    assert operator.secrets == []
+    assert operator.item is None
+    assert ITEM_ENV not in _env(operator)
