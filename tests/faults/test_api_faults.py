@@ -661,7 +661,8 @@ def test_watch_survives_an_api_that_is_down_at_start_and_flaps(
         DAGFLEET_READ_TIMEOUT="0.5",
     )
     try:
-        time.sleep(1.0)
+        # The first sync has run (status.json is written after every attempt) and failed: the API is down.
+        _wait_for(lambda: (sandbox.dags / ".dagfleet" / "status.json").exists() or proc.poll() is not None)
         assert proc.poll() is None, "watch died while the API was down"
         assert dag_files(sandbox.dags) == []
         api.start()
