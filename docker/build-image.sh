@@ -11,7 +11,9 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "${ROOT}"
-AIRFLOW_VERSION="$(sed -n 's/^apache-airflow==\([^ ]*\).*/\1/p' requirements.lock)"
+# shellcheck source=docker/lockpin.sh
+. "${ROOT}/docker/lockpin.sh"
+AIRFLOW_VERSION="$(pin apache-airflow)"
 IMAGE="${IMAGE:-dagfleet:dev}"
 AIRFLOW_IMAGE="${AIRFLOW_IMAGE:-apache/airflow:${AIRFLOW_VERSION}}"
 BASE_IMAGE="${BASE_IMAGE:-dagfleet-base:airflow-${AIRFLOW_VERSION}}"

@@ -27,7 +27,8 @@ DEBIAN_MIRROR="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 PACKAGES="python3,python3-venv,dumb-init,ca-certificates,curl,procps"
 CA_BUNDLE="${CA_BUNDLE:-${SSL_CERT_FILE:-/etc/ssl/certs/ca-certificates.crt}}"
 
-pin() { sed -n "s/^$1==\([^ ]*\).*/\1/p" "${LOCK}"; }
+# shellcheck source=docker/lockpin.sh
+. "${ROOT}/docker/lockpin.sh"
 AIRFLOW_VERSION="$(pin apache-airflow)"
 CNCF_VERSION="$(pin apache-airflow-providers-cncf-kubernetes)"
 BASE_IMAGE="${BASE_IMAGE:-dagfleet-base:airflow-${AIRFLOW_VERSION}}"
