@@ -428,6 +428,7 @@ SETTING_LABELS = {
     "airflow": "Airflow's defaults",
     "dagfleet": "dagfleet's defaults",
     "dagfleet-list300": "dagfleet's, listing every 300 s",
+    "airflow-list10": "Airflow's, listing every 10 s",
 }
 
 
@@ -451,8 +452,8 @@ def render_dagproc(dagproc: dict[str, Any] | None) -> list[str]:
             if r is None:
                 continue
             cold = r.get("cold_full_pass_s")
-            timeout = r["event_timeout_s"]
-            events = r["new_runnable_s"].get("events", 0)
+            timeout = r.get("event_timeout_s", 0.0)  # absent in a --dagproc-cold-only run
+            events = r.get("new_runnable_s", {}).get("events", 0)
             visible = {**r.get("new_visible_s", {})}
             visible.update(events=events, timeouts=events - visible.get("n", 0))
             rows.append(
@@ -460,16 +461,18 @@ def render_dagproc(dagproc: dict[str, Any] | None) -> list[str]:
                     f"{n:,}",
                     SETTING_LABELS.get(setting, setting),
                     _s(cold, 0) if cold is not None else f"> {r['cold_timeout_s']:.0f}",
-                    f"{r['steady_cores']:.3f}",
-                    _p(r["config_change_s"], timeout),
+                    f"{r['steady_cores']:.3f}" if "steady_cores" in r else "—",
+                    _p(r.get("config_change_s", {}), timeout),
                     _p(visible, timeout),
-                    _p(r["new_runnable_s"], timeout),
-                    _p(r["removed_stale_s"], timeout),
+                    _p(r.get("new_runnable_s", {}), timeout),
+                    _p(r.get("removed_stale_s", {}), timeout),
                     {True: "yes", False: "no", None: "—"}[r.get("trigger_ok")],
                 ]
             )
-        if "airflow" in runs and "dagfleet" in runs and runs["dagfleet"]["steady_cores"] > 0:
-            ratio = runs["airflow"]["steady_cores"] / runs["dagfleet"]["steady_cores"]
+        airflow_cores = runs.get("airflow", {}).get("steady_cores")
+        dagfleet_cores = runs.get("dagfleet", {}).get("steady_cores")
+        if airflow_cores is not None and dagfleet_cores:
+            ratio = airflow_cores / dagfleet_cores
             rows.append([f"{n:,}", "ratio defaults / dagfleet", "", f"{ratio:.0f}x", "", "", "", "", ""])
     out += _table(
         [
