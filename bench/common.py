@@ -27,6 +27,18 @@ def base_env(**extra: str) -> dict[str, str]:
     return env
 
 
+def airflow_env(home: Path, dags: Path, **extra: str) -> dict[str, str]:
+    """``base_env`` for an Airflow command over ``dags`` with its own ``home``: quiet, no telemetry."""
+    return base_env(
+        AIRFLOW_HOME=str(home),
+        AIRFLOW__CORE__DAGS_FOLDER=str(dags),
+        AIRFLOW__LOGGING__LOGGING_LEVEL="WARNING",
+        DO_NOT_TRACK="1",
+        SCARF_NO_ANALYTICS="true",
+        **extra,
+    )
+
+
 def summary(values: list[float]) -> dict[str, float]:
     if not values:
         return {}

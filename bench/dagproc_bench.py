@@ -43,7 +43,7 @@ from typing import Any
 import psutil
 
 from bench import apiserver, workload
-from bench.common import BIN, base_env, log
+from bench.common import BIN, airflow_env, base_env, log
 from dagfleet import store
 from dagfleet.parsing import DAG_PROCESSOR_DEFAULTS, env_name
 
@@ -272,14 +272,7 @@ def run_one(
     shutil.copyfile(template / "airflow.db", home / "airflow.db")
     workflows = workload.fleet(n)
     file = workload.write_workflows(case / "workflows.json", workflows)
-    airflow_env = base_env(
-        AIRFLOW_HOME=str(home),
-        AIRFLOW__CORE__DAGS_FOLDER=str(dags),
-        AIRFLOW__LOGGING__LOGGING_LEVEL="WARNING",
-        DO_NOT_TRACK="1",
-        SCARF_NO_ANALYTICS="true",
-        **{env_name(k): v for k, v in SETTINGS[setting].items()},
-    )
+    processor_env = airflow_env(home, dags, **{env_name(k): v for k, v in SETTINGS[setting].items()})
     result: dict[str, Any] = {"setting": setting, "workflows": n, "config": SETTINGS[setting]}
     db = Db(home / "airflow.db")
     with apiserver.running(file, "objects") as server:
@@ -293,7 +286,7 @@ def run_one(
             last = dags / store.dag_file_name(f"wf{n - 1:05d}")
             if _wait(last.exists, 600, "dagfleet watch", watch) is None:
                 raise RuntimeError("dagfleet watch did not complete its first sync within 600 s")
-            with _started([str(BIN / "airflow"), "dag-processor"], airflow_env, case / "dag-processor.log") as proc:
+            with _started([str(BIN / "airflow"), "dag-processor"], processor_env, case / "dag-processor.log") as proc:
                 started = time.perf_counter()
                 cold = _wait(
                     lambda: db.path.exists() and db.serialized_count() >= n, cold_timeout, "dag-processor", proc
@@ -338,7 +331,7 @@ def run_one(
                 )
                 runnable = next((e for e in new if e.done is not None), None)
                 result["trigger_ok"] = (
-                    _trigger(airflow_env, runnable.workflow_id, case / "trigger.log") if runnable else None
+                    _trigger(processor_env, runnable.workflow_id, case / "trigger.log") if runnable else None
                 )
     return result
 

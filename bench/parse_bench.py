@@ -45,7 +45,7 @@ from typing import Any
 import yaml
 
 from bench import apiserver, workload
-from bench.common import ROOT, base_env, log, summary
+from bench.common import ROOT, airflow_env, base_env, log, summary
 from dagfleet import __version__
 from dagfleet.settings import SHIPPED_TEMPLATES
 from dagfleet.store import FleetStore, Record, dag_bytes
@@ -296,16 +296,13 @@ def _process(
         pythonpath.append(str(DAGFACTORY_DIR))
     if plugin:
         pythonpath.append(str(_preload_plugin(run_dir / "plugin")))
-    env = base_env(
-        AIRFLOW_HOME=str(home),
-        AIRFLOW__CORE__DAGS_FOLDER=str(dags),
+    env = airflow_env(
+        home,
+        dags,
         AIRFLOW__DAG_PROCESSOR__PARSING_PROCESSES="1",
         AIRFLOW__DAG_PROCESSOR__FILE_PARSING_SORT_MODE="alphabetical",
-        AIRFLOW__LOGGING__LOGGING_LEVEL="WARNING",
         DAGFLEET_API_URL=api_url,
         SEED_API_URL=api_url,
-        DO_NOT_TRACK="1",
-        SCARF_NO_ANALYTICS="true",
         AIRFLOW__DAG_FACTORY__ENABLE_TELEMETRY="False",
         PYTHONPATH=os.pathsep.join(pythonpath),
     )
