@@ -527,6 +527,7 @@ def config_error(
 ) -> WorkflowConfigError:
     error = WorkflowConfigError(format_problems(workflow_id, problems, where, fix))
     error.problems = problems  # type: ignore[attr-defined]  # (path, message) pairs for callers
+    error.lines = [format_problems(workflow_id, [p], where, fix) for p in problems]  # type: ignore[attr-defined]
     return error
 
 

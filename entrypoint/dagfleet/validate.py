@@ -50,7 +50,7 @@ def validate_entries(entries: Iterable[tuple[Any, Any]], library: TemplateLibrar
         try:
             check_workflow(workflow_id, raw, library)
         except WorkflowConfigError as err:
-            result.problems.append(str(err))
+            result.problems.extend(getattr(err, "lines", None) or [str(err)])  # one line per problem
     return result
 
 

@@ -81,6 +81,28 @@ def test_a_bad_file_gives_one_line_per_problem_and_exit_1(tmp_path: Path) -> Non
     assert "6 problem(s)" in result.stderr
 
 
+def test_one_line_per_problem_not_per_workflow(tmp_path: Path) -> None:
+    """Issue #28: a workflow with three problems gives three lines, each naming its field."""
+    path = _write(
+        tmp_path,
+        {
+            "many": {"template": "copy", "schedule": "every day", "catchup": "yes", "spec": {"tables": "a"}},
+            "fine": {"template": "copy", "spec": {"tables": ["a"]}},
+        },
+    )
+    result = _validate("--file", str(path), "--templates", str(_templates(tmp_path)))
+    assert result.returncode == 1
+    lines = result.stdout.splitlines()
+    assert len(lines) == 2, result.stdout  # the fleet fields fail first: the spec is checked after them
+    assert all(line.startswith("workflow 'many': config field '") for line in lines), lines
+    assert [line.split("'")[3] for line in lines] == ["schedule", "catchup"]
+    assert all(line.endswith("; fix it in the config API") for line in lines), lines
+    spec_only = _write(tmp_path, {"spec": {"template": "copy", "spec": {"tables": [1, 2], "x": 1}}})
+    result = _validate("--file", str(spec_only), "--templates", str(tmp_path / "templates"))
+    assert [line.split("'")[3] for line in result.stdout.splitlines()] == ["spec", "spec.tables[0]", "spec.tables[1]"]
+    assert "problem(s)" in result.stderr and "3 problem(s)" in result.stderr
+
+
 def test_the_live_api_good_and_bad(config_api_factory: Any, tmp_path: Path) -> None:
     templates = _templates(tmp_path)
     api = config_api_factory({"a": {"template": "copy", "spec": {"tables": ["t"]}}}, list_format="ids")
