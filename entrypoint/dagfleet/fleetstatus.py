@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from dagfleet.settings import Settings
 
 STATUS_VERSION = 1
+MAX_LISTED = 1000  # rejected IDs with a row (dagfleet.materializer.MAX_REJECTED_IDS_LISTED)
 
 
 class State(StrEnum):
@@ -64,17 +65,25 @@ class FleetStatus:
     source: str = "-"
     problems: list[str] = field(default_factory=list)  # fleet-level problems (the list, the API)
     workflows: list[WorkflowStatus] = field(default_factory=list)
+    # Rejected IDs without a row: past MAX_REJECTED_IDS_LISTED (dagfleet.materializer), counted in "rejected".
+    unlisted_rejected: int = 0
 
     def counts(self) -> dict[str, int]:
         counts = {str(s): 0 for s in METRIC_STATES}
         for workflow in self.workflows:
             counts[str(workflow.state)] = counts.get(str(workflow.state), 0) + 1
+        counts[str(State.REJECTED)] += self.unlisted_rejected
         return counts
 
     @property
     def healthy(self) -> bool:
         """The last sync succeeded and no workflow has a problem."""
-        return self.outcome == "synced" and not self.problems and all(w.problem is None for w in self.workflows)
+        return (
+            self.outcome == "synced"
+            and not self.problems
+            and not self.unlisted_rejected
+            and all(w.problem is None for w in self.workflows)
+        )
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -131,8 +140,11 @@ def record_sync(store: FleetStore, report: SyncReport, started: float) -> None:
             # Nothing was touched: a workflow's own problem from the last sync that saw it still holds.
             problem = before[workflow_id].get("problem")
         workflows[workflow_id] = {"state": str(state), "source": source, "problem": problem}
-    row_problems = set(report.workflow_problems.values())
+    row_problems = {*report.workflow_problems.values(), *report.elided}  # the status lists what the log elides
     fleet_problems = [p for p in report.problems if p not in row_problems]
+    unlisted = report.hidden_rejected if outcome == "synced" else 0
+    if unlisted:
+        fleet_problems.append(f"{unlisted:,} more rejected IDs (past the status's {MAX_LISTED:,} rows; not listed)")
     store.save_status(
         {
             "version": STATUS_VERSION,
@@ -144,12 +156,17 @@ def record_sync(store: FleetStore, report: SyncReport, started: float) -> None:
             "source": _source_label(report.source) if outcome == "synced" else SOURCE_KEPT,
             "problems": fleet_problems,
             "workflows": workflows,
+            "unlisted_rejected": unlisted,
         }
     )
 
 
 def _number(value: Any) -> float | None:
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def _count(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
 
 
 def _manifest_ids(store: FleetStore) -> dict[str, str]:
@@ -181,6 +198,7 @@ def from_json(data: dict[str, Any]) -> FleetStatus:
         source=str(data.get("source", "-")),
         problems=[str(p) for p in data.get("problems") or []],
         workflows=workflows,
+        unlisted_rejected=_count(data.get("unlisted_rejected")),
     )
 
 
@@ -229,4 +247,5 @@ def load(settings: Settings) -> FleetStatus:
         source=str(data.get("source", "-")),
         problems=[str(p) for p in problems] if isinstance(problems, list) else [],
         workflows=workflows,
+        unlisted_rejected=_count(data.get("unlisted_rejected")),
     )

@@ -36,7 +36,8 @@ from dagfleet.store import FleetStore, Record
 log = logging.getLogger(__name__)
 
 FETCH_WORKERS = POOL_SIZE  # one kept-alive connection per worker
-MAX_REJECTED_IDS_SHOWN = 10  # then one line sums up the rest
+MAX_REJECTED_IDS_SHOWN = 10  # log lines; then one line sums up the rest
+MAX_REJECTED_IDS_LISTED = fleetstatus.MAX_LISTED  # status rows; the rest is counted (hidden_rejected)
 
 
 class Outcome(IntEnum):
@@ -67,7 +68,9 @@ class SyncReport:
     workflow_problems: dict[str, str] = field(default_factory=dict)
     kept: list[str] = field(default_factory=list)
     unavailable: list[str] = field(default_factory=list)
-    hidden_rejected: int = 0  # rejected IDs past MAX_REJECTED_IDS_SHOWN (no line, no row; counted in metrics)
+    hidden_rejected: int = 0  # rejected IDs past MAX_REJECTED_IDS_LISTED (no row; counted in the status and metrics)
+    elided: list[str] = field(default_factory=list)  # log-only lines of ``problems`` ("… and N more")
+    rejected_ids: int = 0  # entries of the list rejected for their ID (invalid, or duplicated), every one
 
     @classmethod
     def from_plan(cls, plan: Plan, source: str, workflows: list[str], rows: dict[str, str] | None = None) -> SyncReport:
@@ -106,7 +109,7 @@ class SyncReport:
         return (
             f"synced {len(self.workflows)} workflow(s) from {self.source}: {len(self.written)} written, "
             f"{len(self.config_updated)} config updated, {self.unchanged} unchanged, {len(self.pruned)} pruned, "
-            f"{len(self.rejected)} rejected, {len(self.problems)} problem(s)"
+            f"{len(self.rejected) + self.rejected_ids} rejected, {len(self.problems)} problem(s)"
         )
 
 
@@ -130,6 +133,8 @@ class Materializer:
         self._records: dict[str, Record | None] = {}
         self._rows: dict[str, str] = {}  # per-workflow problems found before planning (for the report)
         self._hidden_rejected = 0
+        self._elided: list[str] = []
+        self._rejected_ids = 0
 
     @property
     def client(self) -> ConfigClient:
@@ -146,7 +151,7 @@ class Materializer:
         started = time.time()
         with self.store.locked():
             self._records = {}
-            self._rows, self._hidden_rejected = {}, 0
+            self._rows, self._hidden_rejected, self._elided, self._rejected_ids = {}, 0, [], 0
             try:
                 report = self._sync()
             except _Stopped as stopped:
@@ -191,7 +196,8 @@ class Materializer:
         plan.problems[:0] = problems
         final = self._apply(plan, manifest)
         report = SyncReport.from_plan(plan, source, sorted(set(final.values())), self._rows)
-        report.hidden_rejected = self._hidden_rejected
+        report.hidden_rejected, report.elided = self._hidden_rejected, list(self._elided)
+        report.rejected_ids = self._rejected_ids
         complete = not any(isinstance(f, str) for f in fetched.values()) and not listing.problems
         self._save_state(state, listing, report, source, complete)
         return report
@@ -304,33 +310,40 @@ class Materializer:
 
     def _valid_entries(self, entries: list[Entry], problems: list[str]) -> tuple[dict[str, Entry], set[str]]:
         """Entries with valid, unique IDs; the duplicated IDs (kept as they were) are returned apart.
-        Past MAX_REJECTED_IDS_SHOWN lines of a kind, one line sums up the rest."""
+        Past MAX_REJECTED_IDS_SHOWN log lines of a kind, one line sums up the rest; the status
+        lists every one up to MAX_REJECTED_IDS_LISTED and counts the rest (``hidden_rejected``)."""
         ids = []
-        rejected = 0
+        rejected: list[tuple[str, str]] = []
         for entry in entries:
             try:
                 ids.append(workflow_ids.validate(entry.workflow_id))
             except Exception as err:  # noqa: BLE001 - WorkflowIdError, or anything else: that ID only
-                rejected += 1
-                if rejected <= MAX_REJECTED_IDS_SHOWN:
-                    shown = str(err) if isinstance(err, WorkflowIdError) else f"workflow ID check: {one_line(err)}"
-                    problems.append(f"{shown}; skipped (fix the ID in the config API)")
-                    self._rows[_row_key(entry.workflow_id)] = problems[-1]
-        if rejected > MAX_REJECTED_IDS_SHOWN:
-            self._hidden_rejected = rejected - MAX_REJECTED_IDS_SHOWN
-            problems.append(f"… and {rejected - MAX_REJECTED_IDS_SHOWN:,} more rejected IDs (not shown)")
+                shown = str(err) if isinstance(err, WorkflowIdError) else f"workflow ID check: {one_line(err)}"
+                rejected.append((_row_key(entry.workflow_id), f"{shown}; skipped (fix the ID in the config API)"))
+        self._list_rejected(rejected, problems, "… and {:,} more rejected IDs (not shown)")
         dupes = workflow_ids.duplicates(ids)
-        for dupe in sorted(dupes)[:MAX_REJECTED_IDS_SHOWN]:
-            problems.append(
-                f"workflow {dupe!r}: its ID appears more than once in the list (IDs must be unique, "
-                "case-insensitively); kept as it was"
-            )
-            self._rows[dupe] = problems[-1]
-        if len(dupes) > MAX_REJECTED_IDS_SHOWN:
-            hidden = len(dupes) - MAX_REJECTED_IDS_SHOWN
-            problems.append(f"… and {hidden:,} more IDs that appear more than once (not shown); kept as they were")
+        line = (
+            "workflow {!r}: its ID appears more than once in the list (IDs must be unique, case-insensitively); "
+            "kept as it was"
+        )
+        more = "… and {:,} more IDs that appear more than once (not shown); kept as they were"
+        self._list_rejected([(d, line.format(d)) for d in sorted(dupes)], problems, more)
         valid = set(ids)  # a set: membership in the list made a 100,000-entry list take minutes
         return {e.workflow_id: e for e in entries if e.workflow_id in valid and e.workflow_id not in dupes}, dupes
+
+    def _list_rejected(self, rejected: list[tuple[str, str]], problems: list[str], more: str) -> None:
+        """``(status row, line)`` pairs: the first MAX_REJECTED_IDS_SHOWN lines are logged, then one
+        line sums up the rest (not kept in the status, which has a row per ID up to
+        MAX_REJECTED_IDS_LISTED and counts every other one, so its count is exact)."""
+        problems.extend(line for _, line in rejected[:MAX_REJECTED_IDS_SHOWN])
+        listed = dict(rejected[:MAX_REJECTED_IDS_LISTED])
+        self._rows.update(listed)
+        self._rejected_ids += len(rejected)
+        self._hidden_rejected += len(rejected) - len(listed)  # past the cap, or one row for two equal raw IDs
+        hidden = len(rejected) - MAX_REJECTED_IDS_SHOWN
+        if hidden > 0:
+            problems.append(more.format(hidden))
+            self._elided.append(problems[-1])
 
     def _resolve(
         self, entries: dict[str, Entry], listing: ListResult, state: dict[str, Any]

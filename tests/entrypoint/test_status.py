@@ -196,3 +196,43 @@ def test_states_follow_the_plan_templates_duplicates_and_foreign_files(tmp_path:
     assert "import error" in by_id["new"]["problem"]
     assert data["counts"]["rejected"] == 4
     assert (dags / "own-mydag.py").read_text() == "# a user's own DAG file\n"
+
+
+def test_every_rejected_id_is_listed_and_counted_exactly(tmp_path: Path) -> None:
+    """Issue #28: 15 invalid IDs: the log shows 10 and sums up the rest; the status lists all 15
+    and counts 15 (the summary too), with no "not shown" line in its problems."""
+    dags = tmp_path / "dags"
+    bad = [f"bad id {i}" for i in range(15)]
+    with FaultServer() as api:
+        api.set(LIST_PATH, Behaviour.json([{"id": "good", "config": {}}, *({"id": b, "config": {}} for b in bad)]))
+        result = _run(["sync"], _env(dags, DAGFLEET_API_URL=api.url))
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.count("is not allowed") == 10  # the log stays short
+    assert "… and 5 more rejected IDs (not shown)" in result.stderr
+    code, data = status(dags)
+    assert code == 1
+    assert data["counts"]["rejected"] == 15
+    assert sorted(w for w, r in rows(data).items() if r["state"] == "rejected") == sorted(bad)
+    assert all("not shown" not in p for p in data["problems"]), data["problems"]
+    assert "15 rejected" in data["summary"]
+    assert data["unlisted_rejected"] == 0
+
+
+def test_rejected_ids_past_the_cap_are_counted(tmp_path: Path) -> None:
+    """Past MAX_REJECTED_IDS_LISTED rows the status counts the rest: the total stays exact."""
+    from dagfleet.materializer import MAX_REJECTED_IDS_LISTED
+
+    dags = tmp_path / "dags"
+    total = MAX_REJECTED_IDS_LISTED + 7
+    with FaultServer() as api:
+        listing = [{"id": f"../bad-{i}", "config": {}} for i in range(total)]
+        api.set(LIST_PATH, Behaviour.json([*listing, {"id": "ok", "config": {}}]))
+        assert _run(["sync"], _env(dags, DAGFLEET_API_URL=api.url)).returncode == 0
+    _, data = status(dags)
+    assert data["counts"]["rejected"] == total
+    assert len([r for r in data["workflows"] if r["state"] == "rejected"]) == MAX_REJECTED_IDS_LISTED
+    assert data["unlisted_rejected"] == 7
+    assert "7 more rejected IDs (past the status's 1,000 rows; not listed)" in data["problems"]
+    assert f"{total} rejected" in data["summary"]
+    table = _run(["status"], _env(dags))
+    assert f"{total} rejected" in table.stdout.splitlines()[0]
