@@ -194,7 +194,18 @@ def item_kwargs(planned: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def pod_kwargs(planned: Mapping[str, Any]) -> dict[str, Any]:
-    """For ``PodOperator.partial(...).expand_kwargs``: one pod per item with its secret set."""
-    from dagfleet.k8s import pod_name
+    """For ``PodOperator.partial(...).expand_kwargs``: one pod per item with its secret set.
 
-    return {"name": pod_name(planned["item"]), "item": planned["item"], "secret_specs": planned["secret_specs"]}
+    ``planned`` needs ``item`` and ``secret_specs``; ``secret_specs_from`` (optional) says where
+    a template took the specs from, else its ``secret_set`` names the config's set."""
+    from dagfleet.k8s import FROM_SECRET_SETS, pod_name
+
+    source = planned.get("secret_specs_from")
+    if source is None and planned.get("secret_set") is not None:
+        source = f"{FROM_SECRET_SETS}[{planned['secret_set']!r}]"
+    return {
+        "name": pod_name(planned["item"]),
+        "item": planned["item"],
+        "secret_specs": planned["secret_specs"],
+        "secret_specs_from": source or "the planned item's secret_specs",
+    }

@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -209,6 +210,9 @@ def _check_unique_targets(specs: list[SecretSpec]) -> list[SecretSpec]:
 
 
 SecretSpecs = Annotated[list[SecretSpec], Field(max_length=64)]
+# One list of specs as a pod gets it: the same checks as the config's (each spec, then each
+# environment variable and mount path at most once). PodOperator(secret_specs=...) uses it too.
+PodSecretSpecs = Annotated[SecretSpecs, AfterValidator(_check_unique_targets)]
 
 
 class Resources(_Model):

@@ -18,16 +18,23 @@ from airflow.providers.cncf.kubernetes.secret import Secret
 from kubernetes.client import models as k8s
 from pydantic import TypeAdapter, ValidationError
 
-from dagfleet.config import Resources, SecretSpec, config_error, field_path
+from dagfleet.config import PodSecretSpecs, Resources, SecretSpec, config_error, field_path
 
 ITEM_ENV = "DAGFLEET_ITEM"
 MAX_POD_NAME_BASE = 50  # the operator appends a random suffix; 63 is the label limit for pod names
 
-_SPECS = TypeAdapter(list[SecretSpec])
+_SPECS = TypeAdapter(PodSecretSpecs)
+# Where specs came from, for the error's "fix it in ...": PodOperator(secret_specs_from=...).
+FROM_SECRET_SETS = "the config's pod.secret_sets"
+FROM_TEMPLATE = "the secret_specs the template passes to PodOperator"
 
 
-def parse_secret_specs(specs: Iterable[Any], owner: str = "pod") -> list[SecretSpec]:
-    """Validate JSON secret specs (``owner`` names the workflow/task in the error)."""
+def parse_secret_specs(
+    specs: Iterable[Any], owner: str = "pod", where: str = "pod", source: str = FROM_SECRET_SETS
+) -> list[SecretSpec]:
+    """Validate one pod's JSON secret specs like the config's: each spec, then every environment
+    variable and mount path at most once. The one-line error names the workflow (``owner``), the
+    task/item (``where``) and where the specs came from (``source``: what to fix)."""
     specs = list(specs)
     try:
         return _SPECS.validate_python([s.model_dump() if isinstance(s, SecretSpec) else s for s in specs])
@@ -36,7 +43,7 @@ def parse_secret_specs(specs: Iterable[Any], owner: str = "pod") -> list[SecretS
             (field_path(d["loc"], "secret_specs"), str(d["msg"]).removeprefix("Value error, "))
             for d in err.errors(include_url=False)
         ]
-        raise config_error(owner, problems, "pod", "the config's pod.secret_sets") from None
+        raise config_error(owner, problems, where, source) from None
 
 
 def to_secret(spec: SecretSpec) -> Secret:
@@ -47,8 +54,8 @@ def to_secret(spec: SecretSpec) -> Secret:
     return Secret(spec.deploy_type, spec.deploy_target, spec.secret, spec.key)
 
 
-def to_secrets(specs: Iterable[SecretSpec | Mapping[str, Any]], owner: str = "pod") -> list[Secret]:
-    return [to_secret(spec) for spec in parse_secret_specs(specs, owner)]
+def to_secrets(specs: Iterable[SecretSpec | Mapping[str, Any]], owner: str = "pod", **where: str) -> list[Secret]:
+    return [to_secret(spec) for spec in parse_secret_specs(specs, owner, **where)]
 
 
 def to_resources(resources: Resources | Mapping[str, Any] | None) -> k8s.V1ResourceRequirements | None:
@@ -71,7 +78,9 @@ class DagfleetPodOperator(KubernetesPodOperator):
       validated and added to ``secrets`` (so ``expand_kwargs`` can choose them per item);
     * ``resources``: ``{"requests": {...}, "limits": {...}}`` -> ``container_resources``;
     * ``item``: the mapped item; exported to the container as ``$DAGFLEET_ITEM`` (``$(DAGFLEET_ITEM)``
-      in ``arguments`` is expanded by Kubernetes) and shown as the map index.
+      in ``arguments`` is expanded by Kubernetes) and shown as the map index;
+    * ``secret_specs_from``: where the specs came from, named in the error as what to fix
+      (default: the template's own ``secret_specs``; ``pod_kwargs`` names the config's secret set).
     """
 
     def __init__(
@@ -80,6 +89,7 @@ class DagfleetPodOperator(KubernetesPodOperator):
         secret_specs: list[dict[str, Any]] | None = None,
         resources: Mapping[str, Any] | None = None,
         item: str | None = None,
+        secret_specs_from: str | None = None,
         **kwargs: Any,
     ) -> None:
         if resources is not None and kwargs.get("container_resources") is None:
@@ -92,6 +102,9 @@ class DagfleetPodOperator(KubernetesPodOperator):
                 kwargs["env_vars"] = [*env, k8s.V1EnvVar(name=ITEM_ENV, value=item)]
         super().__init__(**kwargs)
         owner = f"{self.dag_id}" if self.has_dag() else self.task_id
-        self.secret_specs = [spec.model_dump() for spec in parse_secret_specs(secret_specs or [], owner)]
-        self.secrets = [*self.secrets, *(to_secret(SecretSpec(**spec)) for spec in self.secret_specs)]
+        where = f"task {self.task_id!r}" + (f" (item {item!r})" if item is not None else "")
+        checked = parse_secret_specs(secret_specs or [], owner, where, secret_specs_from or FROM_TEMPLATE)
+        self.secret_specs = [spec.model_dump() for spec in checked]
+        self.secrets = [*self.secrets, *(to_secret(spec) for spec in checked)]
         self.item = item
+        self.secret_specs_from = secret_specs_from

@@ -124,5 +124,5 @@ def test_the_operator_validates_specs_it_receives(examples: Any) -> None:
     from dagfleet.k8s import DagfleetPodOperator
 
     bad = [{"deploy_type": "env", "deploy_target": "X", "secret": "Not_Valid", "key": "k"}]
-    with pytest.raises(WorkflowConfigError, match=r"pod field 'secret_specs\[0\].secret': 'Not_Valid' is not"):
+    with pytest.raises(WorkflowConfigError, match=r"task 't' field 'secret_specs\[0\].secret': 'Not_Valid' is not"):
         DagfleetPodOperator(task_id="t", image="busybox", secret_specs=bad)

@@ -141,3 +141,49 @@ def test_the_operator_without_json_is_a_plain_pod_operator() -> None:
     assert operator.secrets == []
     assert operator.item is None
     assert ITEM_ENV not in _env(operator)
+
+
+DUPLICATE_ENV = [ENV_SPEC, {**ENV_SPEC, "secret": "other-db"}]
+DUPLICATE_MOUNT = [VOLUME_SPEC, {**KEYED_VOLUME, "deploy_target": VOLUME_SPEC["deploy_target"]}]
+
+
+@pytest.mark.parametrize(
+    ("specs", "problem"),
+    [
+        (DUPLICATE_ENV, "environment variable 'DB_PASSWORD' is used by more than one secret"),
+        (DUPLICATE_MOUNT, "mount path '/var/run/certs' is used by more than one secret"),
+    ],
+)
+def test_the_operator_rejects_a_target_used_twice_like_the_config(specs: list[Any], problem: str) -> None:
+    """Issue #28: the same check as the config's pod.secrets (one implementation), at parse time."""
+    from dagfleet.config import validate_config
+
+    with pytest.raises(WorkflowConfigError) as config_err:
+        validate_config("acme", {"pod": {"image": "busybox", "secrets": specs}})
+    assert problem in str(config_err.value)
+    with pytest.raises(WorkflowConfigError) as err:
+        DagfleetPodOperator(task_id="load", image="busybox", namespace="ns", secret_specs=specs)
+    line = str(err.value)
+    assert line == (
+        f"workflow 'load': task 'load' field 'secret_specs': {problem}; "
+        "fix it in the secret_specs the template passes to PodOperator"
+    )
+
+
+def test_the_error_names_where_the_specs_came_from() -> None:
+    from dagfleet import pod_kwargs
+
+    from_spec = {"item": "orders", "secret_specs": DUPLICATE_ENV, "secret_specs_from": "the template's spec.tables"}
+    with pytest.raises(WorkflowConfigError) as err:
+        DagfleetPodOperator(task_id="load", image="busybox", namespace="ns", **pod_kwargs(from_spec))
+    assert "task 'load' (item 'orders') field 'secret_specs'" in str(err.value)
+    assert str(err.value).endswith("; fix it in the template's spec.tables")
+    from_set = {"item": "orders", "secret_set": "tenant_a", "secret_specs": [{**ENV_SPEC, "secret": "Bad"}]}
+    with pytest.raises(WorkflowConfigError) as err:
+        DagfleetPodOperator(task_id="load", image="busybox", namespace="ns", **pod_kwargs(from_set))
+    assert "field 'secret_specs[0].secret'" in str(err.value)
+    assert str(err.value).endswith("fix it in the config's pod.secret_sets['tenant_a']")
+    ok = DagfleetPodOperator(
+        task_id="load", image="busybox", namespace="ns", **pod_kwargs({**from_set, "secret_specs": [ENV_SPEC]})
+    )
+    assert [s.deploy_target for s in ok.secrets] == ["DB_PASSWORD"]
