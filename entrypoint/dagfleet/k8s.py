@@ -25,7 +25,7 @@ MAX_POD_NAME_BASE = 50  # the operator appends a random suffix; 63 is the label 
 
 _SPECS = TypeAdapter(PodSecretSpecs)
 # Where specs came from, for the error's "fix it in ...": PodOperator(secret_specs_from=...).
-FROM_SECRET_SETS = "the config's pod.secret_sets"
+FROM_SECRET_SETS = "the config's pod.secret_sets"  # noqa: S105 - a field name, not a password
 FROM_TEMPLATE = "the secret_specs the template passes to PodOperator"
 
 
