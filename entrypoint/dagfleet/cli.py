@@ -1,4 +1,4 @@
-"""``dagfleet`` command line: sync, run, watch, status, serve-config, validate, check (see docs/reference.md)."""
+"""``dagfleet`` command line: sync, run, watch, status, serve-config, validate, render, check (docs/reference.md)."""
 
 from __future__ import annotations
 
@@ -378,6 +378,27 @@ def cmd_validate(settings: Settings, file: Path | None, templates: Path | None) 
     return 1 if result.problems else 0
 
 
+def cmd_render(settings: Settings, options: argparse.Namespace) -> int:
+    """Print a workflow's tasks and pods (dagfleet.render): offline, from the dags folder or --file."""
+    from dagfleet.render import render, to_text
+
+    try:
+        conf = json.loads(options.conf) if options.conf else {}
+    except ValueError as err:
+        raise DagfleetError(f"--conf is not JSON: {err}") from None
+    if not isinstance(conf, dict):
+        raise DagfleetError('--conf must be a JSON object, like \'{"tables": ["orders"]}\'')
+    staged = None
+    if options.file is not None:
+        from dagfleet.server import load_workflows
+
+        library = replace(settings, templates_folder=options.templates or settings.templates_folder).template_library()
+        staged = (load_workflows(options.file), library)
+    result = render(options.workflow, settings.dags_folder, conf, options.item, staged)
+    sys.stdout.write(to_text(result, options.format))
+    return 0
+
+
 def cmd_check(settings: Settings, args: Sequence[str]) -> int:
     problems = invalid_env(os.environ) + check_command(args)
     if settings.api_key_file and not Path(settings.api_key_file).is_absolute():
@@ -419,6 +440,13 @@ def build_parser() -> argparse.ArgumentParser:
     validate.add_argument("--templates", type=Path, default=None, help="templates folder (default: DAGFLEET_TEMPLATES)")
     status = sub.add_parser("status", help="the fleet as the last sync left it: summary, then one row per workflow")
     status.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    render = sub.add_parser("render", help="print a workflow's tasks and the pod of each item, offline")
+    render.add_argument("workflow", help="the workflow ID")
+    render.add_argument("--item", type=int, default=None, help="only this map index of mapped pod tasks")
+    render.add_argument("--format", choices=("yaml", "json"), default="yaml", help="output format (default yaml)")
+    render.add_argument("--conf", default=None, help="the run's conf as JSON (default {})")
+    render.add_argument("--file", type=Path, default=None, help="workflows YAML (default: the dags folder's record)")
+    render.add_argument("--templates", type=Path, default=None, help="templates folder (with --file)")
     check = sub.add_parser("check", help="validate the command and DAGFLEET_* environment; change nothing")
     check.add_argument("args", nargs=argparse.REMAINDER, help="the command, after --")
     return parser
@@ -458,6 +486,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_check(settings, _strip_dashdash(options.args))
         if options.command == "validate":
             return cmd_validate(settings, options.file, options.templates)
+        if options.command == "render":
+            return cmd_render(settings, options)
     except DagfleetError as err:
         log.error("%s", err)
         return int(Outcome.NOTHING_USABLE) if options.command in {"sync", "run"} else 1

@@ -9,6 +9,7 @@ Specs are validated here with ``jsonschema``, without importing Airflow or the t
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
@@ -68,6 +69,27 @@ def _validator(schema: dict[str, Any]) -> Any:
     return cls(schema, format_checker=jsonschema.FormatChecker())
 
 
+SHIPPED_REF = "#/$defs/dagfleet_"  # a template schema's $ref to dagfleet's definitions starts so
+SHIPPED_DEFINITIONS = Path(__file__).with_name("schemas") / "definitions.json"
+
+
+@functools.cache
+def shipped_definitions() -> dict[str, Any]:
+    """dagfleet's JSON Schema definitions (``dagfleet_secret_spec``, ``dagfleet_secret_specs``,
+    ``dagfleet_pod_args``, ``dagfleet_quantities``), shipped in the package."""
+    return json.loads(SHIPPED_DEFINITIONS.read_text(encoding="utf-8"))["$defs"]
+
+
+def with_shipped_definitions(schema: dict[str, Any]) -> dict[str, Any]:
+    """A schema that refers to ``#/$defs/dagfleet_…`` gets dagfleet's definitions in its own
+    ``$defs`` (a definition of the same name it has itself wins): its refs stay inside the one
+    document, nothing is retrieved."""
+    if SHIPPED_REF not in json.dumps(schema):
+        return schema
+    own = schema.get("$defs") if isinstance(schema.get("$defs"), dict) else {}
+    return {**schema, "$defs": {**shipped_definitions(), **own}}
+
+
 def _load_schema(path: Path, name: str) -> dict[str, Any] | None:
     try:
         schema = json.loads(path.read_text(encoding="utf-8"))
@@ -77,6 +99,7 @@ def _load_schema(path: Path, name: str) -> dict[str, Any] | None:
         raise TemplateError(f"template {name!r}: cannot read its schema {path.name}: {err}") from None
     if not isinstance(schema, dict):
         raise TemplateError(f"template {name!r}: its schema {path.name} is not a JSON object")
+    schema = with_shipped_definitions(schema)
     import jsonschema  # ~0.5 s: only when a template has a schema
 
     try:

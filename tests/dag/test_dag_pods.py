@@ -14,7 +14,7 @@ import pytest
 from dagfleet.authoring import choose_items, plan
 from dagfleet.config import validate_config
 from dagfleet.errors import WorkflowConfigError
-from support.dag import render_context
+from dagfleet.render import render_context
 
 pytestmark = pytest.mark.airflow
 

@@ -9,8 +9,10 @@ from typing import Any
 import pytest
 
 from dagfleet.materializer import Materializer
+from dagfleet.render import render_context
 from dagfleet.settings import Settings
-from support.dag import parse_dags, render_context
+from support.dag import parse_dags
+from support.docs import doc_files
 from support.net import dead_url
 
 pytestmark = pytest.mark.airflow
@@ -126,15 +128,7 @@ def test_a_seed_style_base_dag_without_dagfleet_keeps_working(tmp_path: Path, mo
 
 def _doc_files(tmp_path: Path) -> dict[str, Path]:
     """The files of docs/templates.md's complete example, written where its commands expect them."""
-    import re
-
-    text = (Path(__file__).resolve().parents[2] / "docs" / "templates.md").read_text()
-    files = {}
-    for path, body in re.findall(r"^```\w+ ([\w./-]+)\n(.*?)^```", text, flags=re.S | re.M):
-        target = tmp_path / path
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(body)
-        files[path] = target
+    files = doc_files("templates.md", tmp_path, "my-")
     assert set(files) == {"my-templates/copy_tables.py", "my-templates/copy_tables.schema.json", "my-workflows.yaml"}
     return files
 

@@ -1,10 +1,11 @@
-"""Generated dags folders for the DAG tests: example workflows, DAG files, DagBag parsing, pod contexts."""
+"""Generated dags folders for the DAG tests: example workflows, DAG files, DagBag parsing.
+
+Pod render contexts are the product's: ``dagfleet.render.render_context``."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -53,14 +54,3 @@ def parse_dags(folder: Path, monkeypatch: pytest.MonkeyPatch, **env: str) -> Any
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     return DagBag(dag_folder=str(folder))
-
-
-def render_context(dag: Any, task: Any, conf: dict[str, Any] | None = None, map_index: int = -1) -> dict[str, Any]:
-    """The context KubernetesPodOperator needs to render its pod without a cluster (FACTS.md)."""
-    conf = conf or {}
-    params = {**dag.params.dump(), **conf}
-    run = SimpleNamespace(conf=conf, run_id="manual__test", dag_id=dag.dag_id)
-    ti = SimpleNamespace(
-        dag_id=dag.dag_id, task_id=task.task_id, run_id="manual__test", map_index=map_index, try_number=1
-    )
-    return {"params": params, "dag_run": run, "ti": ti, "run_id": "manual__test", "dag": dag, "task": task}
