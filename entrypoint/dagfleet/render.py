@@ -77,14 +77,14 @@ def _dags_folder(folder: Path) -> Iterator[None]:
 
 def parse_dag(workflow_id: str, folder: Path) -> Any:
     """The workflow's DAG from ``<folder>/<id>-mydag.py`` (Airflow's DagBag; no database)."""
-    from airflow.dag_processing.dagbag import DagBag
-
     path = FleetStore(folder).dag_path(workflow_id)
     if not path.is_file() or FleetStore(folder).record(workflow_id) is None:
         raise RenderError(
             f"workflow {workflow_id!r}: no generated DAG with a stored record in {folder}; "
             "run `dagfleet sync` first, or give --file workflows.yaml"
         )
+    from airflow.dag_processing.dagbag import DagBag  # after the cheap check: importing Airflow takes seconds
+
     with _dags_folder(folder):
         bag = DagBag(dag_folder=str(path))
     if bag.import_errors:

@@ -242,3 +242,15 @@ def test_the_shipped_tenant_etl_renders_without_pods_too(tmp_path: Path) -> None
     assert out["pods"] == []
     assert [t["task_id"] for t in out["tasks"]] == ["plan_tables", "load_table", "report"]
     assert [t["mapped"] for t in out["tasks"]] == [False, True, False]
+
+
+def test_the_command_fails_on_one_line(tmp_path: Path) -> None:
+    """Exit 1 and one line on stderr (never a traceback); nothing on stdout."""
+    home, dags = tmp_path / "airflow-home", tmp_path / "dags"
+    missing = _cli("render", "nope", home=home, DAGFLEET_DAGS_FOLDER=str(dags))
+    assert (missing.returncode, missing.stdout) == (1, "")
+    assert missing.stderr.count("\n") == 1, missing.stderr
+    assert "workflow 'nope': no generated DAG with a stored record in" in missing.stderr
+    bad_conf = _cli("render", "nope", "--conf", "[1]", home=home, DAGFLEET_DAGS_FOLDER=str(dags))
+    assert (bad_conf.returncode, bad_conf.stdout) == (1, "")
+    assert "--conf must be a JSON object" in bad_conf.stderr
