@@ -24,6 +24,7 @@ from dagfleet.settings import SHIPPED_TEMPLATES
 from dagfleet.template_library import TemplateLibrary, shipped_definitions
 from support.dag import example_workflows, make_dags
 from support.docs import doc_files
+from support.paths import REPO
 
 DUPLICATE_LINE = (
     "workflow 'acme_tables': task 'load' (item 'orders') field 'secret_specs': environment variable "
@@ -91,6 +92,7 @@ def test_the_worked_example_rejects_a_secret_twice_naming_the_spec(per_table: di
     with pytest.raises(WorkflowConfigError) as err:
         render("acme_tables", Path("/nonexistent"), staged=([("acme_tables", config)], library))
     assert str(err.value) == DUPLICATE_LINE
+    assert f"\n{DUPLICATE_LINE}\n" in (REPO / "docs" / "templates.md").read_text()  # the documented line
     # An invalid table secret is the schema's (shipped definitions): validate names its path.
     config["spec"]["tables"][0]["secrets"][-1] = {**clash, "deploy_target": "X", "secret": "Not_Valid"}
     with pytest.raises(WorkflowConfigError, match=r"config field 'spec.tables\[0\].secrets\[1\].secret'"):
@@ -100,7 +102,9 @@ def test_the_worked_example_rejects_a_secret_twice_naming_the_spec(per_table: di
 # -- tenant_etl and the demo template, from the stored record --------------------------------
 def test_tenant_etl_from_the_stored_record_items_and_conf(tmp_path: Path) -> None:
     folder = make_dags(tmp_path / "dags", {"globex_etl": example_workflows()["globex_etl"]})
+    before = {p: p.stat().st_mtime_ns for p in folder.rglob("*")}
     out = render("globex_etl", folder)
+    assert {p: p.stat().st_mtime_ns for p in folder.rglob("*")} == before  # read only: nothing written
     assert [(p["task_id"], p["map_index"], p["item"]) for p in out["pods"]] == [
         ("load_table", 0, "accounts"),
         ("load_table", 1, "payments"),
