@@ -307,3 +307,40 @@ def test_the_secret_spec_definition_agrees_with_the_model_on_generated_specs() -
 
     agree()
     assert seen == {True, False}
+
+
+MAPPED_PLANNER = """
+import airflow.providers.cncf.kubernetes.operators.pod  # noqa: F401
+from airflow.sdk import DAG, task
+
+from dagfleet import PodOperator, pod_kwargs, workflow
+
+wf = workflow(__file__)
+
+
+@task
+def names():
+    return ["a", "b"]
+
+
+@task
+def plan(name):
+    return {"item": name, "secret_specs": []}
+
+
+with DAG(**wf.dag_args()) as dag:
+    planned = plan.expand(name=names())
+    PodOperator.partial(task_id="pods", image="busybox", namespace="ns").expand_kwargs(planned.map(pod_kwargs))
+"""
+
+
+def test_items_from_a_mapped_task_are_refused_on_one_line(tmp_path: Path) -> None:
+    template = tmp_path / "mapped_planner.py"
+    template.write_text(MAPPED_PLANNER)
+    folder = make_dags(tmp_path / "dags", {"w": {}}, template=template)
+    with pytest.raises(DagfleetError) as err:
+        render("w", folder)
+    assert str(err.value) == (
+        "workflow 'w': task 'plan' feeds a mapped pod task but is not a plain TaskFlow task, "
+        "so render cannot run it offline"
+    )
