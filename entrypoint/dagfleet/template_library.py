@@ -70,7 +70,7 @@ def _validator(schema: dict[str, Any]) -> Any:
 
 
 SHIPPED_REF = "#/$defs/dagfleet_"  # a template schema's $ref to dagfleet's definitions starts so
-SHIPPED_DEFINITIONS = Path(__file__).with_name("schemas") / "definitions.json"
+SHIPPED_DEFINITIONS = Path(__file__).with_name("shipped_schemas") / "definitions.json"
 
 
 @functools.cache
