@@ -94,7 +94,7 @@ spec:
         {{- with include "dagfleet.extraList" (merge (dict "key" "extraVolumes") $extra) }}
         {{- . | nindent 8 }}
         {{- end }}
-      {{- with include "dagfleet.placement" $v }}
+      {{- with include "dagfleet.placement" (dict "root" $root "values" $v "component" .component) }}
       {{- . | nindent 6 }}
       {{- end }}
 {{- end }}
