@@ -43,7 +43,9 @@ metadata:
     {{- end }}
     {{- with include "dagfleet.netpolCheckovSkip" $root }}{{ . | nindent 4 }}{{- end }}
 spec:
+  {{- if not (include "dagfleet.autoscaled" (dict "root" $root "component" .component)) }}
   replicas: {{ $v.replicas }}
+  {{- end }}
   revisionHistoryLimit: 5
   selector:
     matchLabels:
