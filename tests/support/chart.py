@@ -171,15 +171,17 @@ def one(docs: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:
 
 
 def pod_spec(doc: dict[str, Any]) -> dict[str, Any]:
-    """The pod spec of a Pod, a workload, or a Job."""
+    """The pod spec of a Pod, a workload, a Job or a CronJob."""
     if doc["kind"] == "Pod":
         return doc["spec"]
+    if doc["kind"] == "CronJob":
+        return doc["spec"]["jobTemplate"]["spec"]["template"]["spec"]
     return doc["spec"]["template"]["spec"]
 
 
 def workloads(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Every object that defines pods (the pod template of KubernetesExecutor included)."""
-    found = [d for d in docs if d["kind"] in {"Deployment", "StatefulSet", "Job", "Pod"}]
+    found = [d for d in docs if d["kind"] in {"Deployment", "StatefulSet", "Job", "CronJob", "Pod"}]
     return found + [yaml.safe_load(t) for t in pod_templates(docs)]
 
 
