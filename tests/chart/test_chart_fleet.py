@@ -13,18 +13,17 @@ from typing import Any
 import jsonschema
 import pytest
 
+from support import chart
 from support.chart import (
     MINIMAL,
     HelmFailedError,
     by_kind,
     container,
-    containers,
     env_of,
     one,
     pod_spec,
     render_chart,
     render_scenario,
-    workloads,
 )
 
 KEDA_SCHEMA = json.loads((Path(__file__).parent / "fixtures" / "keda-v1alpha1.schema.json").read_text())
@@ -187,8 +186,8 @@ class TestPgBouncer:
         url_file = tmp_path / "url"
         url_file.write_text("postgresql+psycopg2://air:p%40ss@db.example.com:5432/airflow?sslmode=require\n")
         pooled, direct = set(), set()
-        for workload in workloads(docs):
-            for c in containers(workload):
+        for workload in chart.workloads(docs):
+            for c in chart.containers(workload):
                 env = env_of(c)
                 if URL_KEY not in env:
                     continue
@@ -276,7 +275,7 @@ class TestCleanupJobs:
 class TestGlobalPlacement:
     def test_every_pod_takes_the_defaults_unless_it_sets_its_own(self) -> None:
         docs = render_scenario("fleet-keda")
-        for workload in workloads(docs):
+        for workload in chart.workloads(docs):
             spec = pod_spec(workload)
             name = workload["metadata"]["name"]
             expected = {"pool": "scheduler"} if name == "dagfleet-scheduler" else {"pool": "airflow"}
@@ -285,7 +284,7 @@ class TestGlobalPlacement:
             (spread,) = spec["topologySpreadConstraints"]
             component = workload["metadata"]["labels"]["app.kubernetes.io/component"]
             assert spread["labelSelector"]["matchLabels"]["app.kubernetes.io/component"] == component, name
-        assert any(w["kind"] == "CronJob" for w in workloads(docs))
+        assert any(w["kind"] == "CronJob" for w in chart.workloads(docs))
 
     def test_own_constraint_is_left_alone(self) -> None:
         own = [{"maxSkew": 2, "topologyKey": "zone", "whenUnsatisfiable": "DoNotSchedule", "labelSelector": {}}]
