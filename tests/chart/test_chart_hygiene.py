@@ -17,7 +17,7 @@ LABELS = {
     "helm.sh/chart",
 }
 # Pods that run to completion: probes make no sense there.
-ONE_SHOT = {"Job", "Pod"}
+ONE_SHOT = {"Job", "CronJob", "Pod"}
 
 
 def all_workloads() -> list[tuple[str, dict]]:
