@@ -179,6 +179,15 @@ def pod_spec(doc: dict[str, Any]) -> dict[str, Any]:
     return doc["spec"]["template"]["spec"]
 
 
+def pod_metadata(doc: dict[str, Any]) -> dict[str, Any]:
+    """The metadata (labels, annotations) of the pods a Pod, a workload, a Job or a CronJob makes."""
+    if doc["kind"] == "Pod":
+        return doc["metadata"]
+    if doc["kind"] == "CronJob":
+        return doc["spec"]["jobTemplate"]["spec"]["template"]["metadata"]
+    return doc["spec"]["template"]["metadata"]
+
+
 def workloads(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Every object that defines pods (the pod template of KubernetesExecutor included)."""
     found = [d for d in docs if d["kind"] in {"Deployment", "StatefulSet", "Job", "CronJob", "Pod"}]
