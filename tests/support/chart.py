@@ -170,22 +170,23 @@ def one(docs: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:
     return found[0]
 
 
+def _pod_template(doc: dict[str, Any]) -> dict[str, Any]:
+    """The pod (metadata and spec) a Pod is, or a workload, a Job or a CronJob makes."""
+    if doc["kind"] == "Pod":
+        return doc
+    if doc["kind"] == "CronJob":
+        return doc["spec"]["jobTemplate"]["spec"]["template"]
+    return doc["spec"]["template"]
+
+
 def pod_spec(doc: dict[str, Any]) -> dict[str, Any]:
     """The pod spec of a Pod, a workload, a Job or a CronJob."""
-    if doc["kind"] == "Pod":
-        return doc["spec"]
-    if doc["kind"] == "CronJob":
-        return doc["spec"]["jobTemplate"]["spec"]["template"]["spec"]
-    return doc["spec"]["template"]["spec"]
+    return _pod_template(doc)["spec"]
 
 
 def pod_metadata(doc: dict[str, Any]) -> dict[str, Any]:
     """The metadata (labels, annotations) of the pods a Pod, a workload, a Job or a CronJob makes."""
-    if doc["kind"] == "Pod":
-        return doc["metadata"]
-    if doc["kind"] == "CronJob":
-        return doc["spec"]["jobTemplate"]["spec"]["template"]["metadata"]
-    return doc["spec"]["template"]["metadata"]
+    return _pod_template(doc)["metadata"]
 
 
 def workloads(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
