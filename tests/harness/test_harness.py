@@ -164,6 +164,17 @@ def database_clients(kubelet: Kubelet) -> set[str]:
     return set(psql(kubelet, sql).split())
 
 
+def connections_by_pod(kubelet: Kubelet) -> dict[str, int]:
+    """How many connections each pod holds to the Airflow database now (printed: docs/helm.md)."""
+    sql = (
+        "SELECT host(client_addr), count(*) FROM pg_stat_activity"
+        " WHERE datname = 'airflow' AND client_addr IS NOT NULL GROUP BY 1"
+    )
+    pods = {kubelet.ip(pod): name for name, pod in kubelet.pods.items()}
+    rows = [line.split("|") for line in psql(kubelet, sql).splitlines()]
+    return {pods.get(address, address): int(count) for address, count in rows}
+
+
 def keda_query(workdir: Path) -> str:
     """The query of the KEDA ScaledObject the chart renders for autoscaled Celery workers."""
     values = workdir / "keda.yaml"
@@ -224,6 +235,7 @@ def test_release(release: tuple[str, Kubelet, Path]) -> None:
         mapped = [t for t in tis if t["task_id"] == "process_item"]
         assert sorted(t["map_index"] for t in mapped) == list(range(len(ITEMS)))
         assert {t["state"] for t in tis} == {"success"}
+        print(f"harness {scenario}: database connections by pod after the run: {connections_by_pod(kubelet)}")
         if scenario == "pgbouncer":
             assert database_clients(kubelet) == {kubelet.ip(kubelet.pods["pgbouncer"])}
             # KEDA's worker query runs on Airflow 3.3.2's schema: nothing queued or running now.
