@@ -43,7 +43,9 @@ metadata:
     {{- end }}
     {{- with include "dagfleet.netpolCheckovSkip" $root }}{{ . | nindent 4 }}{{- end }}
 spec:
+  {{- if not (include "dagfleet.autoscaled" (dict "root" $root "component" .component)) }}
   replicas: {{ $v.replicas }}
+  {{- end }}
   revisionHistoryLimit: 5
   selector:
     matchLabels:
@@ -94,7 +96,7 @@ spec:
         {{- with include "dagfleet.extraList" (merge (dict "key" "extraVolumes") $extra) }}
         {{- . | nindent 8 }}
         {{- end }}
-      {{- with include "dagfleet.placement" $v }}
+      {{- with include "dagfleet.placement" (dict "root" $root "values" $v "component" .component) }}
       {{- . | nindent 6 }}
       {{- end }}
 {{- end }}

@@ -338,21 +338,52 @@ Airflow's `_CMD` variants so no secret sits in an environment variable. Needs th
 airflow-secrets volume (dagfleet.airflowSecretsVolume). Takes the root context.
 */}}
 {{- define "dagfleet.airflowSecretEnv" -}}
-{{- $dir := include "dagfleet.airflowSecretsDir" . -}}
+{{- include "dagfleet.airflowSecretEnvFor" (dict "root" . "pooled" .Values.pgbouncer.enabled) }}
+{{- end }}
+
+{{/*
+dagfleet.airflowSecretEnvDirect: dagfleet.airflowSecretEnv straight to the database, never through
+PgBouncer: the migration Job (Airflow's migrations hold a session-level advisory lock, which
+transaction pooling cannot keep) and the database cleanup. Takes the root context.
+*/}}
+{{- define "dagfleet.airflowSecretEnvDirect" -}}
+{{- include "dagfleet.airflowSecretEnvFor" (dict "root" . "pooled" false) }}
+{{- end }}
+
+{{/*
+dagfleet.airflowSecretEnvFor: the body of both. With "pooled" (pgbouncer.enabled) the database URL
+is read with its host and port replaced by PgBouncer's Service (and its query string, such as
+sslmode, left to PgBouncer's own connection), and asyncpg gets the connect arguments transaction
+pooling needs (dagfleet.pgbouncer.ASYNCPG_CONNECT_ARGS). Takes (dict "root" $ "pooled" true).
+*/}}
+{{- define "dagfleet.airflowSecretEnvFor" -}}
+{{- $root := .root -}}
+{{- $dir := include "dagfleet.airflowSecretsDir" $root -}}
+{{- $file := printf "%s/sql-alchemy-conn" $dir -}}
+{{- $read := printf "cat %s" $file -}}
+{{- $rewrite := "" -}}
+{{- if .pooled }}
+{{- $rewrite = printf "-E -e 's#@[^@/]*/([^?]*).*#@%s/\\1#' " (include "dagfleet.pgbouncerAddress" $root) -}}
+{{- $read = printf "sed %s%s" $rewrite $file -}}
+{{- end -}}
 - name: AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_CMD
-  value: {{ printf "cat %s/sql-alchemy-conn" $dir | quote }}
+  value: {{ $read | quote }}
+{{- if .pooled }}
+- name: AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS_ASYNC
+  value: dagfleet.pgbouncer.ASYNCPG_CONNECT_ARGS
+{{- end }}
 - name: AIRFLOW__CORE__FERNET_KEY_CMD
   value: {{ printf "cat %s/fernet-key" $dir | quote }}
 - name: AIRFLOW__API__SECRET_KEY_CMD
   value: {{ printf "cat %s/api-secret-key" $dir | quote }}
 - name: AIRFLOW__API_AUTH__JWT_SECRET_CMD
   value: {{ printf "cat %s/jwt-secret" $dir | quote }}
-{{- if include "dagfleet.celery" . }}
+{{- if include "dagfleet.celery" $root }}
 - name: AIRFLOW__CELERY__BROKER_URL_CMD
   value: {{ printf "cat %s/broker-url" $dir | quote }}
 # Celery task results go to the metadata database (`db+` + its SQLAlchemy URL).
 - name: AIRFLOW__CELERY__RESULT_BACKEND_CMD
-  value: {{ printf "sed -e 's|^|db+|' %s/sql-alchemy-conn" $dir | quote }}
+  value: {{ printf "sed %s-e 's|^|db+|' %s" $rewrite $file | quote }}
 {{- end }}
 {{- end }}
 

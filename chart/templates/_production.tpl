@@ -73,26 +73,38 @@ Takes (dict "root" $ "component" "scheduler" "values" .Values.scheduler).
 
 {{/*
 dagfleet.placement: nodeSelector, affinity, tolerations, topologySpreadConstraints and
-priorityClassName of a pod spec, each only when set. Takes the values block holding them.
+priorityClassName of a pod spec, each only when set. The pod's own setting, when not empty, wins;
+else the chart-wide default of the same name (top-level values). A default spread constraint
+without labelSelector gets the pod's component selector labels.
+Takes (dict "root" $ "values" .Values.scheduler "component" "scheduler").
 */}}
 {{- define "dagfleet.placement" -}}
-{{- with .nodeSelector }}
+{{- $v := .values }}
+{{- $g := .root.Values }}
+{{- with $v.nodeSelector | default $g.nodeSelector }}
 nodeSelector:
   {{- toYaml . | nindent 2 }}
 {{- end }}
-{{- with .affinity }}
+{{- with $v.affinity | default $g.affinity }}
 affinity:
   {{- toYaml . | nindent 2 }}
 {{- end }}
-{{- with .tolerations }}
+{{- with $v.tolerations | default $g.tolerations }}
 tolerations:
   {{- toYaml . | nindent 2 }}
 {{- end }}
-{{- with .topologySpreadConstraints }}
+{{- $spread := $v.topologySpreadConstraints | default list }}
+{{- if not $spread }}
+{{- $own := include "dagfleet.componentSelectorLabels" (dict "root" .root "component" .component) | fromYaml }}
+{{- range $g.topologySpreadConstraints }}
+{{- $spread = append $spread (merge (dict) . (dict "labelSelector" (dict "matchLabels" $own))) }}
+{{- end }}
+{{- end }}
+{{- with $spread }}
 topologySpreadConstraints:
   {{- toYaml . | nindent 2 }}
 {{- end }}
-{{- with .priorityClassName }}
+{{- with $v.priorityClassName }}
 priorityClassName: {{ . | quote }}
 {{- end }}
 {{- end }}

@@ -4,6 +4,7 @@ dagfleet.validate: fails the render with a message a user can act on when values
 */}}
 {{- define "dagfleet.validate" -}}
 {{- $v := .Values }}
+{{- include "dagfleet.validateFleet" . }}
 {{- if and $v.configApi.url $v.referenceConfigApi.enabled }}
 {{- fail "configApi.url and referenceConfigApi.enabled are both set: pick the external config API (configApi.url) or the bundled reference one (referenceConfigApi.enabled=true)" }}
 {{- end }}

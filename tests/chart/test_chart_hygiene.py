@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from support.chart import SCENARIOS, HelmFailedError, containers, pod_spec, render_scenario, workloads
+from support.chart import SCENARIOS, HelmFailedError, containers, pod_metadata, pod_spec, render_scenario, workloads
 
 pytestmark = pytest.mark.helm
 
@@ -17,7 +17,7 @@ LABELS = {
     "helm.sh/chart",
 }
 # Pods that run to completion: probes make no sense there.
-ONE_SHOT = {"Job", "Pod"}
+ONE_SHOT = {"Job", "CronJob", "Pod"}
 
 
 def all_workloads() -> list[tuple[str, dict]]:
@@ -152,7 +152,5 @@ class TestEveryObject:
 
     def test_workload_pods_carry_component_labels(self, scenario: str) -> None:
         for doc in workloads(render_scenario(scenario)):
-            labels = (
-                doc["metadata"]["labels"] if doc["kind"] == "Pod" else doc["spec"]["template"]["metadata"]["labels"]
-            )
+            labels = pod_metadata(doc)["labels"]
             assert labels.keys() >= LABELS, doc["metadata"]["name"]

@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
-# Build the harness's PostgreSQL and Redis images from Debian packages (no registry), like the
-# stand-in base: the cached debootstrap root file system of docker/base/build.sh (or a fresh
-# one), `apt-get install postgresql-15 redis-server` in a chroot, `docker import`. One image, two
-# tags; the harness points the chart's postgresql.image / redis.image at them.
+# Build the harness's PostgreSQL, Redis and PgBouncer images from Debian packages (no registry),
+# like the stand-in base: the cached debootstrap root file system of docker/base/build.sh (or a
+# fresh one), `apt-get install postgresql-15 redis-server pgbouncer` in a chroot, `docker import`.
+# One image; the harness points the chart's postgresql.image / redis.image / pgbouncer.image at it.
 #   * postgres: an entrypoint doing what the official image's does for the chart: initdb into
 #     $PGDATA as the running user with POSTGRES_USER / POSTGRES_DB / POSTGRES_PASSWORD_FILE, then
 #     `postgres` listening on every address with password (scram) auth for the network.
 #   * redis: redis-server and redis-cli on PATH (the chart passes its own command).
-# Both run as uid 999 (the official images' users): user postgres is created with uid 999 first.
+#   * pgbouncer: /usr/sbin/pgbouncer on PATH (the chart passes its command and generated config).
+# The image runs as uid 999 (the official images' users): user postgres is created with uid 999 first
+# (the chart runs PgBouncer as its own securityContext user).
 # Idempotent: a label holds the hash of this script; FORCE=1 rebuilds.
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -48,7 +50,7 @@ chroot "${R}" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG
     groupadd --gid 999 postgres
     useradd --uid 999 --gid 999 --home-dir /var/lib/postgresql --shell /bin/bash postgres
     apt-get update -qq
-    apt-get install -y -qq --no-install-recommends postgresql-15 redis-server >/dev/null
+    apt-get install -y -qq --no-install-recommends postgresql-15 redis-server pgbouncer >/dev/null
     apt-get clean
     rm -rf /var/lib/apt/lists/*
     mkdir -p /var/run/postgresql /data

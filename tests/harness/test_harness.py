@@ -1,6 +1,7 @@
 """The chart, run like a cluster would run it: each scenario's `helm template` output under Docker.
 
-For LocalExecutor (the default install), CeleryExecutor and KubernetesExecutor: the migration Job
+For LocalExecutor (the default install), CeleryExecutor, KubernetesExecutor and LocalExecutor
+behind PgBouncer (issue 32: afterwards PostgreSQL's only clients are PgBouncer's): the migration Job
 completes, the api-server is healthy, the reference config API's workflows are all visible with
 zero import errors, and a triggered run of the mapped workflow `hello_conf` succeeds. For the
 KubernetesExecutor every task runs in the pod Airflow's own code built from the chart's pod
@@ -44,6 +45,7 @@ def image_values(workdir: Path) -> Path:
         "image": {"repository": repository, "tag": tag, "pullPolicy": "Never"},
         "postgresql": {"image": {"repository": services_repository, "tag": services_tag, "pullPolicy": "Never"}},
         "redis": {"image": {"repository": services_repository, "tag": services_tag, "pullPolicy": "Never"}},
+        "pgbouncer": {"image": {"repository": services_repository, "tag": services_tag, "pullPolicy": "Never"}},
     }
     path = workdir / "images.yaml"
     path.write_text(yaml.safe_dump(values))
@@ -99,7 +101,7 @@ class TaskPodRunner(threading.Thread):
             self.stop.wait(2)
 
 
-@pytest.fixture(params=["local", "celery", "kubernetes"])
+@pytest.fixture(params=["local", "celery", "kubernetes", "pgbouncer"])
 def release(request: pytest.FixtureRequest) -> Iterator[tuple[str, Kubelet, Path]]:
     scenario = request.param
     workdir = Path(tempfile.mkdtemp(prefix=f"dagfleet-harness-{scenario}-"))
@@ -119,6 +121,11 @@ def start_release(scenario: str, kubelet: Kubelet, workdir: Path) -> Api:
     docs = kubelet.docs
     stores = [(d["kind"], d["metadata"]["name"]) for d in docs if d["kind"] == "StatefulSet"]
     stores += [("Deployment", "dagfleet-config-api")]
+    stores += [
+        ("Deployment", d["metadata"]["name"])
+        for d in docs
+        if d["kind"] == "Deployment" and d["metadata"]["name"] == "dagfleet-pgbouncer"
+    ]
     for kind, name in stores:
         kubelet.start_workload(kind, name)
     for _kind, name in stores:
@@ -140,6 +147,40 @@ def start_release(scenario: str, kubelet: Kubelet, workdir: Path) -> Api:
     passwords = kubelet.volume_path("api-server", "auth") / "simple_auth_manager_passwords.json"
     wait_until("the api-server's generated passwords", passwords.exists, 120, every=5)
     return Api(base, passwords)
+
+
+def psql(kubelet: Kubelet, sql: str) -> str:
+    """One query on the Airflow database, as its owner, inside the PostgreSQL container."""
+    name = f"{kubelet.pods['postgresql'].name}-postgresql"
+    args = ("psql", "-h", "/var/run/postgresql", "-U", "airflow", "-d", "airflow", "-tAc", sql)
+    return docker("exec", name, *args).stdout.strip()
+
+
+def database_clients(kubelet: Kubelet) -> set[str]:
+    """The addresses of PostgreSQL's network clients of the Airflow database, as PostgreSQL sees them."""
+    sql = (
+        "SELECT DISTINCT host(client_addr) FROM pg_stat_activity WHERE datname = 'airflow' AND client_addr IS NOT NULL"
+    )
+    return set(psql(kubelet, sql).split())
+
+
+def connections_by_pod(kubelet: Kubelet) -> dict[str, int]:
+    """How many connections each pod holds to the Airflow database now (printed: docs/helm.md)."""
+    sql = (
+        "SELECT host(client_addr), count(*) FROM pg_stat_activity"
+        " WHERE datname = 'airflow' AND client_addr IS NOT NULL GROUP BY 1"
+    )
+    pods = {kubelet.ip(pod): name for name, pod in kubelet.pods.items()}
+    rows = [line.split("|") for line in psql(kubelet, sql).splitlines()]
+    return {pods.get(address, address): int(count) for address, count in rows}
+
+
+def keda_query(workdir: Path) -> str:
+    """The query of the KEDA ScaledObject the chart renders for autoscaled Celery workers."""
+    values = workdir / "keda.yaml"
+    values.write_text(yaml.safe_dump({"executor": "CeleryExecutor", "workers": {"autoscaling": {"enabled": True}}}))
+    (scaled,) = [d for d in helm_template([values]) if d["kind"] == "ScaledObject"]
+    return scaled["spec"]["triggers"][0]["metadata"]["query"]
 
 
 def harness_scheduler(template: dict, workdir: Path) -> dict:
@@ -194,6 +235,11 @@ def test_release(release: tuple[str, Kubelet, Path]) -> None:
         mapped = [t for t in tis if t["task_id"] == "process_item"]
         assert sorted(t["map_index"] for t in mapped) == list(range(len(ITEMS)))
         assert {t["state"] for t in tis} == {"success"}
+        print(f"harness {scenario}: database connections by pod after the run: {connections_by_pod(kubelet)}")
+        if scenario == "pgbouncer":
+            assert database_clients(kubelet) == {kubelet.ip(kubelet.pods["pgbouncer"])}
+            # KEDA's worker query runs on Airflow 3.3.2's schema: nothing queued or running now.
+            assert psql(kubelet, keda_query(workdir)) == "0"
         if runner:  # a task reports success before its container exits: wait for the last exits
             wait_until("every task pod to exit", lambda: len(runner.ran) >= len(tis), 300, every=2)
     finally:

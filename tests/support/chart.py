@@ -170,16 +170,28 @@ def one(docs: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:
     return found[0]
 
 
-def pod_spec(doc: dict[str, Any]) -> dict[str, Any]:
-    """The pod spec of a Pod, a workload, or a Job."""
+def _pod_template(doc: dict[str, Any]) -> dict[str, Any]:
+    """The pod (metadata and spec) a Pod is, or a workload, a Job or a CronJob makes."""
     if doc["kind"] == "Pod":
-        return doc["spec"]
-    return doc["spec"]["template"]["spec"]
+        return doc
+    if doc["kind"] == "CronJob":
+        return doc["spec"]["jobTemplate"]["spec"]["template"]
+    return doc["spec"]["template"]
+
+
+def pod_spec(doc: dict[str, Any]) -> dict[str, Any]:
+    """The pod spec of a Pod, a workload, a Job or a CronJob."""
+    return _pod_template(doc)["spec"]
+
+
+def pod_metadata(doc: dict[str, Any]) -> dict[str, Any]:
+    """The metadata (labels, annotations) of the pods a Pod, a workload, a Job or a CronJob makes."""
+    return _pod_template(doc)["metadata"]
 
 
 def workloads(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Every object that defines pods (the pod template of KubernetesExecutor included)."""
-    found = [d for d in docs if d["kind"] in {"Deployment", "StatefulSet", "Job", "Pod"}]
+    found = [d for d in docs if d["kind"] in {"Deployment", "StatefulSet", "Job", "CronJob", "Pod"}]
     return found + [yaml.safe_load(t) for t in pod_templates(docs)]
 
 
