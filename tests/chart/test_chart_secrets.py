@@ -159,7 +159,7 @@ class TestNotesShowNoSecret:
 
     def test_notes_name_users_and_roles_not_a_password(self) -> None:
         """Issue #24: "SimpleAuthManager users: admin:admin" read like user admin, password admin."""
-        notes = render_notes({"airflow": {"simpleAuthManagerUsers": "admin:admin, viewer:viewer"}})
+        notes = render_notes({"airflow": {"simpleAuthManagerUsers": "admin:admin,viewer:viewer"}})
         assert "admin:admin" not in notes
         assert "users: admin (role: admin), viewer (role: viewer). Their passwords are\ngenerated" in notes
 
