@@ -122,6 +122,12 @@ def airflow_environment(
     }
 
 
+def _announce_templates_and_status(templates: Path | None, dags: Path) -> None:
+    if templates:
+        log(f"templates: {templates} and the shipped ones; an edit reaches the DAGs the same way")
+    log(f"fleet status: DAGFLEET_DAGS_FOLDER={dags} .venv/bin/dagfleet status  (or: make status)")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--workflows", type=Path, default=Path("examples/workflows.yaml"))
@@ -188,9 +194,7 @@ def main(argv: list[str] | None = None) -> int:
         log(
             f"config API {config_url} serving {args.workflows}; edit it and DAGs follow within ~{args.sync_interval:g}s"
         )
-        if args.templates:
-            log(f"templates: {args.templates} and the shipped ones; an edit reaches the DAGs the same way")
-        log(f"fleet status: DAGFLEET_DAGS_FOLDER={dags} .venv/bin/dagfleet status  (or: make status)")
+        _announce_templates_and_status(args.templates, dags)
         while (name := stack.dead()) is None:
             time.sleep(1)
         log(f"{name} exited: see {stack.logs / (name + '.log')}")

@@ -9,7 +9,6 @@ DAGFLEET_* variable and `make run` took no templates folder.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import signal
@@ -20,7 +19,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from support.airflowapi import Airflow
+from support.airflowapi import Airflow, when_ready
 from support.net import free_port
 from support.paths import REPO
 from support.proc import run
@@ -65,15 +64,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Airflow]:
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )  # fmt: skip
     try:
-
-        def ready() -> bool:
-            assert proc.poll() is None, f"make run exited: {Path(log.name).read_text()[-3000:]}"
-            return "READY" in Path(log.name).read_text()
-
-        wait_until("make run to be healthy", ready, 360)
-        home = run_dir / "airflow"
-        password = json.loads((home / "simple_auth_manager_passwords.json.generated").read_text())["admin"]
-        yield Airflow.login(f"http://localhost:{port}", password, tmp / "my-workflows.yaml", home / "dags")
+        yield when_ready(proc, Path(log.name), run_dir, port, tmp / "my-workflows.yaml")
     finally:
         os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C in the terminal: the whole process group
         try:

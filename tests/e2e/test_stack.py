@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from support.airflowapi import Airflow
+from support.airflowapi import Airflow, when_ready
 from support.net import free_port
 from support.paths import REPO
 from support.wait import wait_until
@@ -46,15 +46,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Airflow]:
         stdout=log, stderr=subprocess.STDOUT, cwd=tmp, env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )  # fmt: skip
     try:
-
-        def ready() -> bool:
-            assert proc.poll() is None, f"devstack exited: {Path(log.name).read_text()[-3000:]}"
-            return "READY" in Path(log.name).read_text()
-
-        wait_until("the stack to be healthy", ready, 360)
-        home = run_dir / "airflow"
-        password = json.loads((home / "simple_auth_manager_passwords.json.generated").read_text())["admin"]
-        yield Airflow.login(f"http://localhost:{port}", password, workflows_file, home / "dags")
+        yield when_ready(proc, Path(log.name), run_dir, port, workflows_file)
     finally:
         started = time.monotonic()
         proc.send_signal(signal.SIGINT)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -56,3 +58,16 @@ class Airflow:
 
     def write_workflows(self, workflows: dict[str, Any]) -> None:
         write_workflows(self.workflows_file, workflows)
+
+
+def when_ready(proc: subprocess.Popen[bytes], log: Path, run_dir: Path, port: int, workflows_file: Path) -> Airflow:
+    """Wait for `make run` (scripts/devstack.py) to print READY, then log in with its password file."""
+
+    def ready() -> bool:
+        assert proc.poll() is None, f"the stack exited: {log.read_text()[-3000:]}"
+        return "READY" in log.read_text()
+
+    wait_until("the stack to be healthy", ready, 360)
+    home = run_dir / "airflow"
+    password = json.loads((home / "simple_auth_manager_passwords.json.generated").read_text())["admin"]
+    return Airflow.login(f"http://localhost:{port}", password, workflows_file, home / "dags")
