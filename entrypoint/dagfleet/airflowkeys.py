@@ -9,11 +9,12 @@ shared. ``[api] secret_key`` (sessions, log-server tokens) has the same per-proc
 ``[core] fernet_key`` is empty: connections and variables are stored unencrypted.
 
 ``dagfleet run`` therefore fills in what the user did not set, before it execs Airflow: the values
-are made once, kept in ``$AIRFLOW_HOME/.dagfleet-airflow-keys.json`` (mode 0600: a restarted
-container, or one sharing the volume, finds the same ones, so encrypted connections stay
-readable) and handed to Airflow as ``AIRFLOW__…`` variables of the exec'd process. Nothing is
-baked into the image. A key counts as set by the user when ``AIRFLOW__S__K``, ``…_CMD`` or
-``…_SECRET`` is in the environment, or ``airflow.cfg`` has ``k``, ``k_cmd`` or ``k_secret`` in
+are made once, kept in ``$AIRFLOW_HOME/.dagfleet-airflow-keys.json`` (mode 0640, group 0 as
+every file the container writes: a restarted container, or one sharing the volume under another
+UID of group 0, finds the same ones, so encrypted connections stay readable) and handed to
+Airflow as ``AIRFLOW__…`` variables of the exec'd process. Nothing is baked into the image.
+A key counts as set by the user when ``AIRFLOW__S__K``, ``…_CMD`` or ``…_SECRET`` is in the
+environment, or ``airflow.cfg`` has ``k``, ``k_cmd`` or ``k_secret`` in
 its section (the chart sets ``…_CMD`` from its Secret, so it is never overridden). When
 ``airflow.cfg`` does not exist, Airflow writes one with its own keys and nothing is done here.
 """
@@ -106,7 +107,7 @@ def _stored(path: Path) -> dict[str, str]:
 def _keep(path: Path, values: dict[str, str]) -> dict[str, str]:
     """Store freshly made values; when another container stored its own first, use those."""
     try:
-        atomic_write(path, _dumps(values).encode(), mode=0o600, create_only=not path.exists())
+        atomic_write(path, _dumps(values).encode(), mode=0o640, create_only=not path.exists())
     except FileTakenError:
         return {**values, **_stored(path)}
     except OSError as err:
@@ -132,7 +133,9 @@ def shared_env(environ: Mapping[str, str]) -> dict[str, str]:
     stored = _stored(path)
     names = {env_name(section, key): SHARED[(section, key)] for section, key in wanted}
     values = {name: stored.get(name) or make() for name, make in names.items()}
-    if any(name not in stored for name in names):
+    if os.path.lexists(path) and not os.access(path, os.R_OK):  # never replace keys we cannot read
+        log.warning("cannot read %s: Airflow's keys last until the container stops", path)
+    elif any(name not in stored for name in names):
         values = {**values, **{k: v for k, v in _keep(path, {**stored, **values}).items() if k in names}}
     log.info("Airflow keys shared by this container's processes (kept in %s): %s", path, ", ".join(sorted(names)))
     return values

@@ -50,7 +50,7 @@ def test_every_process_gets_the_same_keys_made_once_per_airflow_home(tmp_path: P
     second, _ = _run(home, tmp_path)
     assert second == first  # a restarted container (same volume) keeps them: encrypted data stays readable
     kept = home / KEYS_FILE
-    assert stat.S_IMODE(kept.stat().st_mode) == 0o600
+    assert stat.S_IMODE(kept.stat().st_mode) == 0o640  # group 0 reads it: arbitrary UIDs
     assert json.loads(kept.read_text()) == first
     assert not any(value in log for value in first.values() if value), "a key was logged"
     assert KEYS_FILE in log
