@@ -16,4 +16,4 @@ run: venv ## Run Airflow + reference config API + dagfleet watch on localhost (W
 
 .PHONY: status
 status: venv ## `dagfleet status` of the fleet `make run` keeps (in RUN_DIR)
-	DAGFLEET_DAGS_FOLDER=$(RUN_DIR)/airflow/dags $(BIN)/dagfleet status
+	@DAGFLEET_DAGS_FOLDER=$(RUN_DIR)/airflow/dags $(BIN)/dagfleet status
