@@ -1,8 +1,8 @@
 """Templates: the base DAGs a fleet's workflows are copies of (docs/templates.md).
 
 A templates folder (``DAGFLEET_TEMPLATES``) holds ``<name>.py`` (a base DAG) and, optionally,
-``<name>.schema.json``: the JSON Schema
-(draft 2020-12 unless the schema's ``$schema`` says otherwise) of that template's ``spec``.
+``<name>.schema.json``: the JSON Schema (draft 2020-12 unless the schema's ``$schema`` says
+otherwise) of that template's ``spec``.
 Specs are validated here with ``jsonschema``, without importing Airflow or the template.
 ``DAGFLEET_BASE_DAG`` adds one file as a template named after its stem (the one-template shortcut).
 The user's folder adds to the shipped templates (``packaged``): a name found in both is the user's.
