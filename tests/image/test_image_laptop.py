@@ -1,7 +1,7 @@
 """The image on a laptop, exactly as docs/image.md and the README show it, up to a task in `success`.
 
 Every `docker run` example of "Run it on a laptop" runs as written (only its network, container
-names and host port are made unique, and Airflow gets 4 worker slots: 2 shared cores), then the
+names and host port are made unique, and Airflow gets LOAD_SETTINGS: 2 shared cores), then the
 page's REST example gets a token, unpauses `hello_conf`, triggers it, and the run must end in
 `success`: before issue #24 every task failed with "Signature verification failed", because each
 Airflow process of the container made up its own JWT secret. The multi-container example with
@@ -31,6 +31,7 @@ pytestmark = pytest.mark.docker
 PAGES = (REPO / "docs" / "image.md", REPO / "README.md")
 STARTUP_TIMEOUT = 300  # standalone on 2 shared cores: migrate, then api-server, scheduler, processor
 RUN_TIMEOUT = 240
+LOAD_SETTINGS = "-e AIRFLOW__CORE__PARALLELISM=4 -e AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT=60"
 
 
 def _laptop_blocks(page: Path) -> list[str]:
@@ -69,7 +70,9 @@ class Laptop:
             "docker logs airflow": f"docker logs {self.prefix}-airflow",
             "-p 8080:8080": "-p 127.0.0.1::8080",
             "https://config.example.com": "http://config-api:8000",
-            "docker run ": "docker run --label dagfleet.test=image -e AIRFLOW__CORE__PARALLELISM=4 ",
+            # 2 cores shared with other jobs: 4 worker slots, and workers wait up to 60 s for the API
+            # server instead of 5 (Airflow's advice "under high load"; a task failed on httpx.ReadTimeout).
+            "docker run ": f"docker run --label dagfleet.test=image {LOAD_SETTINGS} ",
         }
         if port is not None:
             rewrites["http://localhost:8080"] = f"http://127.0.0.1:{port}"
