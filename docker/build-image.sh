@@ -6,7 +6,11 @@
 # reachable, as in CI). Setting AIRFLOW_IMAGE=BASE_IMAGE asks for the stand-in directly.
 # Prints the image size and how much it adds on top of its base.
 #
-# Env: IMAGE (tag, default dagfleet:dev), AIRFLOW_IMAGE, BASE_IMAGE, DOCKER_BUILD_ARGS (extra args).
+# Tags: IMAGE (default dagfleet:dev); with the default IMAGE also dagfleet:<version>, the tag the
+# Helm chart uses (its appVersion; tests/image/test_image_tags.py keeps every version equal and
+# every tag the docs and the chart name among these). PRINT_TAGS=1 prints the tags and stops.
+#
+# Env: IMAGE, AIRFLOW_IMAGE, BASE_IMAGE, DOCKER_BUILD_ARGS (extra args), PRINT_TAGS.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -19,6 +23,16 @@ AIRFLOW_IMAGE="${AIRFLOW_IMAGE:-apache/airflow:${AIRFLOW_VERSION}}"
 BASE_IMAGE="${BASE_IMAGE:-dagfleet-base:airflow-${AIRFLOW_VERSION}}"
 
 log() { printf 'image: %s\n' "$*" >&2; }
+
+version="$(sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml | head -n 1)"
+tags=("${IMAGE}")
+if [ "${IMAGE}" = "dagfleet:dev" ]; then
+  tags+=("dagfleet:${version}")
+fi
+if [ -n "${PRINT_TAGS:-}" ]; then
+  printf '%s\n' "${tags[@]}"
+  exit 0
+fi
 
 docker info >/dev/null 2>&1 || { log "error: no Docker engine (as root: bash .ci/docker.sh)"; exit 1; }
 
@@ -34,7 +48,6 @@ else
   AIRFLOW_IMAGE="${BASE_IMAGE}"
 fi
 
-version="$(sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml | head -n 1)"
 revision="$(git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)"
 if [ -n "$(git status --porcelain -- Dockerfile .dockerignore pyproject.toml requirements.lock entrypoint examples 2>/dev/null)" ]; then
   revision="${revision}-dirty"
@@ -54,6 +67,9 @@ docker build \
   --build-arg "CREATED=${created}" \
   ${DOCKER_BUILD_ARGS:-} \
   -t "${IMAGE}" .
+for tag in "${tags[@]:1}"; do
+  docker tag "${IMAGE}" "${tag}"
+done
 
 # Earlier builds of this project left untagged: drop them (only ours, by label).
 docker image prune -f --filter "label=org.opencontainers.image.title=dagfleet" >/dev/null || true
@@ -61,5 +77,5 @@ docker image prune -f --filter "label=org.opencontainers.image.title=dagfleet" >
 size() { docker image inspect -f '{{ .Size }}' "$1"; }
 total=$(size "${IMAGE}")
 base=$(size "${AIRFLOW_IMAGE}")
-log "built ${IMAGE} in $(( SECONDS - start )) s: $(( total / 1000000 )) MB," \
+log "built ${tags[*]} in $(( SECONDS - start )) s: $(( total / 1000000 )) MB," \
   "$(( (total - base) / 1000000 )) MB on top of ${AIRFLOW_IMAGE}"

@@ -13,7 +13,7 @@ HADOLINT ?= $(if $(wildcard $(BIN)/hadolint),$(BIN)/hadolint,$(TOOLS)/hadolint/b
 ##@ Image
 
 .PHONY: image
-image: | $(UV) ## Build the image (IMAGE=dagfleet:dev) FROM AIRFLOW_IMAGE, else the local stand-in
+image: | $(UV) ## Build the image (IMAGE=dagfleet:dev, then also dagfleet:<version>) FROM AIRFLOW_IMAGE or the stand-in
 	IMAGE=$(IMAGE) AIRFLOW_IMAGE=$(AIRFLOW_IMAGE) BASE_IMAGE=$(BASE_IMAGE) UV=$(abspath $(UV)) docker/build-image.sh
 
 .PHONY: image-base

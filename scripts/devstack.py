@@ -122,9 +122,16 @@ def airflow_environment(
     }
 
 
+def _announce_templates_and_status(templates: Path | None, dags: Path) -> None:
+    if templates:
+        log(f"templates: {templates} and the shipped ones; an edit reaches the DAGs the same way")
+    log(f"fleet status: DAGFLEET_DAGS_FOLDER={dags} .venv/bin/dagfleet status  (or: make status)")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--workflows", type=Path, default=Path("examples/workflows.yaml"))
+    parser.add_argument("--templates", type=Path, default=None, help="your templates folder (DAGFLEET_TEMPLATES)")
     parser.add_argument("--run-dir", type=Path, default=Path(".run"))
     parser.add_argument("--port", type=int, default=8080, help="Airflow UI/API port")
     parser.add_argument("--config-port", type=int, default=8765, help="reference config API port")
@@ -154,6 +161,8 @@ def main(argv: list[str] | None = None) -> int:
         "DAGFLEET_DAGS_FOLDER": str(dags),
         "DAGFLEET_SYNC_INTERVAL": str(args.sync_interval),
         "DAGFLEET_EXEC": "airflow",
+        # Your templates add to the shipped ones; every sync re-reads them, so an edit reaches the DAGs.
+        **({"DAGFLEET_TEMPLATES": str(args.templates.resolve())} if args.templates else {}),
     }
     airflow_env = airflow_environment(dagfleet_env, airflow_home, args.port, os.environ)
 
@@ -185,6 +194,7 @@ def main(argv: list[str] | None = None) -> int:
         log(
             f"config API {config_url} serving {args.workflows}; edit it and DAGs follow within ~{args.sync_interval:g}s"
         )
+        _announce_templates_and_status(args.templates, dags)
         while (name := stack.dead()) is None:
             time.sleep(1)
         log(f"{name} exited: see {stack.logs / (name + '.log')}")

@@ -19,7 +19,7 @@ from types import FrameType
 from typing import TYPE_CHECKING, NoReturn
 from urllib.parse import urlsplit
 
-from dagfleet import __version__
+from dagfleet import __version__, airflowkeys
 from dagfleet.client import display_url
 from dagfleet.errors import DagfleetError
 from dagfleet.materializer import Materializer, Outcome, SyncReport
@@ -170,6 +170,7 @@ def cmd_run(settings: Settings, args: Sequence[str], require_sync: bool) -> int:
             log.error("not starting %s: the sync produced nothing usable (--require-sync)", args[0])
             return int(outcome)
         log.warning("starting %s without generated DAGs; `dagfleet watch` will add them once the API answers", args[0])
+    os.environ.update(airflowkeys.shared_env(os.environ))  # one JWT secret etc. for every process
     handoff(argv)
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dagfleet.errors import WorkflowIdError
@@ -53,6 +54,12 @@ class WorkflowStatus:
     stored_at: float | None = None  # when its record (config, template) was last stored
     problem: str | None = None
     dag_file: str | None = None  # the generated file, when there is one
+
+    @property
+    def has_dag(self) -> bool:
+        """Airflow has a DAG for it: a generated file built from a stored (valid) config. A new
+        workflow rejected before any good config has a file that only raises its import error."""
+        return self.dag_file is not None and self.stored_at is not None
 
 
 @dataclass(frozen=True)
@@ -225,6 +232,13 @@ def _stored_status(store: FleetStore, workflow_id: str, entry: Any, dag_file: st
     )
 
 
+def _never(dags: Path) -> str:
+    return (
+        f"no sync recorded yet in {dags}: if your fleet is elsewhere, set DAGFLEET_DAGS_FOLDER "
+        "(`make run`'s: .run/airflow/dags, or use `make status`)"
+    )
+
+
 def load(settings: Settings) -> FleetStatus:
     """The fleet as the last recorded sync left it, completed from the files on disk (the
     manifest, and each workflow's record for its template and stored time)."""
@@ -240,7 +254,7 @@ def load(settings: Settings) -> FleetStatus:
     problems = data.get("problems")
     return FleetStatus(
         outcome=str(data.get("outcome", "never")),
-        summary=str(data.get("summary", "no sync recorded yet in this dags folder")),
+        summary=str(data.get("summary", _never(store.dags))),
         attempted_at=_number(data.get("attempted_at")),
         duration_seconds=_number(data.get("duration_seconds")),
         last_success=_number(data.get("last_success")),

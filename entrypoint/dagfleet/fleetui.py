@@ -147,7 +147,7 @@ def _row_html(w: fleetstatus.WorkflowStatus) -> str:
     # The DAG page of Airflow's UI, relative to this page (<base>/dagfleet/): works under any base URL.
     name = (
         f'<a href="../dags/{quote(w.workflow_id, safe="")}" target="_top">{e(w.workflow_id)}</a>'
-        if w.dag_file
+        if w.has_dag
         else e(w.workflow_id)
     )
     stored = datetime.fromtimestamp(w.stored_at, tz=UTC).strftime("%Y-%m-%d %H:%M:%S") if w.stored_at else "-"

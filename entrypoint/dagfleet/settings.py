@@ -258,8 +258,9 @@ class Settings:
         "DAGFLEET_TEMPLATES",
         _templates_folder,
         "",
-        "folder of templates: `<name>.py` base DAGs, optional `<name>.schema.json` ([templates](templates.md))",
-        shown_default="the templates shipped in the package",
+        "folder of your templates: `<name>.py` base DAGs, optional `<name>.schema.json`; adds to the templates "
+        "shipped in the package (`demo`, `tenant_etl`), and your name wins on a clash ([templates](templates.md))",
+        shown_default="only the templates shipped in the package",
     )
     default_template: str = setting(
         "DAGFLEET_DEFAULT_TEMPLATE",
@@ -393,7 +394,7 @@ class Settings:
     def template_library(self) -> TemplateLibrary:
         from dagfleet.template_library import TemplateLibrary
 
-        return TemplateLibrary(self.templates_folder, self.default_template, self.base_dag)
+        return TemplateLibrary(self.templates_folder, self.default_template, self.base_dag, SHIPPED_TEMPLATES)
 
     def exec_target(self) -> str:
         if self.exec_program:

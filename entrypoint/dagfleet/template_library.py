@@ -1,10 +1,11 @@
 """Templates: the base DAGs a fleet's workflows are copies of (docs/templates.md).
 
-A templates folder (``DAGFLEET_TEMPLATES``, default: the templates shipped in the package)
-holds ``<name>.py`` (a base DAG) and, optionally, ``<name>.schema.json``: the JSON Schema
-(draft 2020-12 unless the schema's ``$schema`` says otherwise) of that template's ``spec``.
+A templates folder (``DAGFLEET_TEMPLATES``) holds ``<name>.py`` (a base DAG) and, optionally,
+``<name>.schema.json``: the JSON Schema (draft 2020-12 unless the schema's ``$schema`` says
+otherwise) of that template's ``spec``.
 Specs are validated here with ``jsonschema``, without importing Airflow or the template.
 ``DAGFLEET_BASE_DAG`` adds one file as a template named after its stem (the one-template shortcut).
+The user's folder adds to the shipped templates (``packaged``): a name found in both is the user's.
 """
 
 from __future__ import annotations
@@ -110,16 +111,23 @@ def _load_schema(path: Path, name: str) -> dict[str, Any] | None:
 
 
 class TemplateLibrary:
-    """The templates of one folder (plus the ``DAGFLEET_BASE_DAG`` shortcut), read once and kept."""
+    """The templates of a folder, then of ``packaged`` (the shipped ones; the folder's name wins on a
+    clash), plus the ``DAGFLEET_BASE_DAG`` shortcut; read once and kept."""
 
-    def __init__(self, folder: Path, default: str, base_dag: Path | None = None) -> None:
+    def __init__(self, folder: Path, default: str, base_dag: Path | None = None, packaged: Path | None = None) -> None:
         self.folder = Path(folder)
+        self.folders = [self.folder] + ([Path(packaged)] if packaged and Path(packaged) != self.folder else [])
         self.base_dag = Path(base_dag) if base_dag else None
         self.default = default
         self._loaded: dict[str, Template | TemplateError] = {}
 
+    def _file(self, name: str) -> Path:
+        """``<name>.py`` in the first folder that has it (the first folder's when none does)."""
+        candidates = [folder / f"{name}.py" for folder in self.folders]
+        return next((path for path in candidates if path.is_file()), candidates[0])
+
     def names(self) -> list[str]:
-        found = {p.name.removesuffix(".py") for p in self.folder.glob("*.py") if NAME.fullmatch(p.stem)}
+        found = {p.name.removesuffix(".py") for f in self.folders for p in f.glob("*.py") if NAME.fullmatch(p.stem)}
         if self.base_dag is not None:
             found.add(self.base_dag.stem)
         return sorted(found)
@@ -144,7 +152,7 @@ class TemplateLibrary:
         if self.base_dag is not None and name == self.base_dag.stem:
             path = self.base_dag
         elif NAME.fullmatch(name):
-            path = self.folder / f"{name}.py"
+            path = self._file(name)
         else:
             raise TemplateError(f"{name!r} is not a template name (letters, digits and '_', starting with a letter)")
         try:

@@ -157,6 +157,12 @@ class TestNotesShowNoSecret:
         for value in secret_like:
             assert value not in notes
 
+    def test_notes_name_users_and_roles_not_a_password(self) -> None:
+        """Issue #24: "SimpleAuthManager users: admin:admin" read like user admin, password admin."""
+        notes = render_notes({"airflow": {"simpleAuthManagerUsers": "admin:admin,viewer:viewer"}})
+        assert "admin:admin" not in notes
+        assert "users: admin (role: admin), viewer (role: viewer). Their passwords are\ngenerated" in notes
+
     def test_notes_hide_credentials_in_the_url(self) -> None:
         notes = render_notes({"configApi": {"url": "https://user:pa55word@config.example.com/api"}})
         assert "pa55word" not in notes

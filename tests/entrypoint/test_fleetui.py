@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any
 
+from dagfleet import fleetstatus
 from dagfleet.fleetstatus import FleetStatus, State, WorkflowStatus
 from dagfleet.fleetui import dags_folder, render_page
+from dagfleet.materializer import Materializer
+from dagfleet.settings import Settings
 
 
 class _Collect(HTMLParser):
@@ -39,14 +44,35 @@ def test_links_only_for_workflows_with_a_dag() -> None:
         outcome="synced",
         summary="s",
         workflows=[
-            WorkflowStatus("a.b-c", State.SYNCED, "config API", dag_file="a.b-c-mydag.py"),
+            WorkflowStatus("a.b-c", State.SYNCED, "config API", stored_at=1.0, dag_file="a.b-c-mydag.py"),
             WorkflowStatus("gone", State.PRUNED, "-"),
+            # A new workflow rejected before any good config: its file only raises the import error.
+            WorkflowStatus("newbie", State.REJECTED, "config API", problem="p", dag_file="newbie-mydag.py"),
         ],
     )
     parser = _Collect()
     parser.feed(render_page(status, now=0.0))
     links = [attrs for tag, attrs in parser.tags if tag == "a"]
     assert links == [{"href": "../dags/a.b-c", "target": "_top"}]
+
+
+def test_a_real_sync_links_the_kept_workflow_and_not_the_new_rejected_one(
+    config_api_factory: Any, tmp_path: Path
+) -> None:
+    """Issue #24: the page linked a rejected new workflow to a DAG that Airflow never had."""
+    api = config_api_factory({"kept": {}})
+    settings = Settings(api_url=api.url, api_key_value="test-key-123", dags_folder=tmp_path / "dags", retries=1)
+    assert Materializer(settings).sync().problems == []
+    api.write({"kept": {"schedule": "every day"}, "newbie": {"schedule": "every day"}})
+    Materializer(settings).sync()
+    status = fleetstatus.load(settings)
+    assert {w.workflow_id: (w.state, bool(w.dag_file)) for w in status.workflows} == {
+        "kept": (State.REJECTED, True),  # its last good DAG stays
+        "newbie": (State.REJECTED, True),
+    }
+    parser = _Collect()
+    parser.feed(render_page(status, now=0.0))
+    assert [attrs["href"] for tag, attrs in parser.tags if tag == "a"] == ["../dags/kept"]
 
 
 def test_dags_folder_prefers_dagfleets_own_setting() -> None:

@@ -141,6 +141,9 @@ def test_static_list_source_and_no_recorded_sync(tmp_path: Path) -> None:
     assert code == 1
     assert never["outcome"] == "never"
     assert never["workflows"] == []
+    # Issue #24: from the checkout, `dagfleet status` looked elsewhere and said only "NOT healthy".
+    assert f"no sync recorded yet in {dags}: " in never["summary"]
+    assert "set DAGFLEET_DAGS_FOLDER (`make run`'s: .run/airflow/dags" in never["summary"]
 
     env = _env(dags, DAGFLEET_API_URL=dead_url(), DAGFLEET_STATIC_WORKFLOWS="s1,s2")
     assert _run(["sync"], env).returncode == 0

@@ -137,10 +137,40 @@ def test_unknown_template_is_rejected(config_api_factory: Any, tmp_path: Path, t
     report = _sync(settings)
     (line,) = report.problems
     assert line.startswith(
-        "workflow 'acme': config field 'template': unknown template 'extrakt' (known: extract, report)"
+        "workflow 'acme': config field 'template': unknown template 'extrakt' "
+        "(known: demo, extract, report, tenant_etl)"
     )
     assert line.endswith("kept its last known good config")
     assert settings.store.dag_path("acme").read_bytes() == before
+
+
+def test_your_folder_adds_to_the_shipped_templates_and_wins_on_a_clash(
+    config_api_factory: Any, tmp_path: Path, templates: Path
+) -> None:
+    """Issue #24: DAGFLEET_TEMPLATES used to replace the shipped templates ("unknown template 'demo'")."""
+    from dagfleet.settings import SHIPPED_TEMPLATES
+
+    (templates / "tenant_etl.py").write_bytes(b'"""tenant_etl: the user\'s own (airflow DAG)."""\n')
+    etl_spec = {"source_conn_id": "db", "tables": ["t"], "target_schema": "s"}
+    api = config_api_factory(
+        {
+            "mine": {"template": "extract", "spec": GOOD_SPEC},
+            "shipped": {"template": "demo"},
+            "clash": {"template": "tenant_etl", "spec": {"anything": "goes"}},
+        }
+    )
+    settings = _settings(tmp_path, api.url, templates)
+    report = _sync(settings)
+    assert report.problems == []
+    store = settings.store
+    assert _body(store, "mine") == EXTRACT
+    assert _body(store, "shipped") == (SHIPPED_TEMPLATES / "demo.py").read_bytes()
+    assert _body(store, "clash") == (templates / "tenant_etl.py").read_bytes()  # yours, and without its schema
+    (templates / "tenant_etl.py").unlink()  # the shipped one is reachable again, with its schema
+    api.write({"clash": {"template": "tenant_etl", "spec": etl_spec}})
+    assert _sync(settings).problems == []
+    assert _body(store, "clash") == (SHIPPED_TEMPLATES / "tenant_etl.py").read_bytes()
+    assert settings.template_library().names() == ["demo", "extract", "report", "tenant_etl"]
 
 
 def test_a_template_edit_rematerializes_exactly_its_users(

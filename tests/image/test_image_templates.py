@@ -34,8 +34,8 @@ def extended_image(image: str, tmp_path_factory: pytest.TempPathFactory) -> Iter
             (context / name).parent.mkdir(parents=True, exist_ok=True)
             (context / name).write_text(body)
     dockerfile = (context / "Dockerfile").read_text()
-    assert dockerfile.startswith("FROM dagfleet:latest\n")
-    (context / "Dockerfile").write_text(dockerfile.replace("FROM dagfleet:latest", f"FROM {image}", 1))
+    assert dockerfile.startswith("FROM dagfleet:dev\n")
+    (context / "Dockerfile").write_text(dockerfile.replace("FROM dagfleet:dev", f"FROM {image}", 1))
     tag = f"{image}-templates"
     docker("build", "-q", "-t", tag, str(context), timeout=600)
     yield tag
