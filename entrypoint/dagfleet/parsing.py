@@ -11,14 +11,25 @@ override each setting.
 The same values are shipped three ways, each overridable by the user's own ``AIRFLOW__...``
 environment variables: the chart's ``airflow.config`` (chart/values.yaml), the image's
 ``$AIRFLOW_HOME/airflow.cfg`` (docker/airflow.cfg) and ``make run`` (scripts/devstack.py).
-Tests check that all three carry exactly these values.
+Tests check that all three carry exactly these values. ``dag_bundle_config_list`` makes Airflow
+read the fleet through the versioned dagfleet bundle; ``PLAIN_FOLDER_CONFIG_LIST`` is the switch
+back to the plain dags folder (docs/parsing.md says what that gives up).
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 
 SECTION = "dag_processor"
+
+BUNDLE_NAME = "dagfleet"
+#: ``[dag_processor] dag_bundle_config_list``: the dagfleet bundle over Airflow's dags folder.
+BUNDLE_CONFIG_LIST = json.dumps([{"name": BUNDLE_NAME, "classpath": "dagfleet.bundle.FleetBundle", "kwargs": {}}])
+#: The plain-folder mode (what Airflow does without the setting): one unversioned LocalDagBundle.
+PLAIN_FOLDER_CONFIG_LIST = json.dumps(
+    [{"name": "dags-folder", "classpath": "airflow.dag_processing.bundles.local.LocalDagBundle", "kwargs": {}}]
+)
 
 #: ``[dag_processor]`` settings: Airflow's default in the comment.
 DAG_PROCESSOR_DEFAULTS: dict[str, str] = {
@@ -31,6 +42,10 @@ DAG_PROCESSOR_DEFAULTS: dict[str, str] = {
     "file_parsing_sort_mode": "modified_time",
     # same as Airflow's default: two parser processes fit the 2-core machines dagfleet targets.
     "parsing_processes": "2",
+    # a dags-folder LocalDagBundle: the fleet as a versioned bundle, so a run keeps the config and
+    # template it started with (issue #30, dagfleet.bundle); with the version unchanged the
+    # dag-processor skips the folder listing.
+    "dag_bundle_config_list": BUNDLE_CONFIG_LIST,
 }
 
 

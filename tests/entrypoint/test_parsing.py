@@ -19,7 +19,7 @@ def test_every_setting_is_a_real_airflow_option_with_a_changed_or_relied_on_valu
     options = airflow_options()
     assert set(DAG_PROCESSOR_DEFAULTS) <= set(options)
     changed = {k for k, v in DAG_PROCESSOR_DEFAULTS.items() if str(options[k]["default"]) != v}
-    assert changed == {"min_file_process_interval", "refresh_interval"}
+    assert changed == {"min_file_process_interval", "refresh_interval", "dag_bundle_config_list"}
 
 
 def test_airflow_cfg_reads_back_as_the_settings() -> None:

@@ -1,0 +1,213 @@
+"""Versions of the fleet: immutable, content-addressed snapshots of the generated DAGs (issue #30).
+
+After a sync that changed anything, ``publish`` builds ``<dags>/.dagfleet/versions/<version>/``
+from hard links to the current generated DAG files and their records (same layout as the dags
+folder, so a DAG parsed from a snapshot reads the record next to it) and points
+``versions/current`` at it atomically. ``<version>`` is a digest over the (file name, content
+digest) pairs of the generated DAG files; each file's trailer already names its record's digest,
+so the DAG files alone identify the fleet's configs and templates.
+
+Airflow reaches the snapshots through ``dagfleet.bundle.FleetBundle`` (a versioned DAG bundle): a
+run pins the version current when it was created, and each of its tasks parses that snapshot.
+
+A version stays on disk until it has not been current for ``DAGFLEET_VERSION_KEEP_HOURS``; the
+current one is never pruned. ``versions/.airflowignore`` hides every snapshot from an Airflow that
+lists the live dags folder (the plain-folder mode), so no DAG is ever seen twice.
+
+Nothing here imports Airflow: sync (the watch sidecar) and ``dagfleet task`` use it too.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import itertools
+import os
+import re
+import shutil
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from dagfleet.errors import DagfleetError
+from dagfleet.fsutil import atomic_write, atomic_write_json, read_json
+from dagfleet.store import STATE_DIR, FleetStore, Record
+
+VERSIONS_DIR = "versions"
+POINTER = "current"
+HISTORY = "history.json"
+IGNORE_FILE = ".airflowignore"
+VERSION_RE = re.compile(r"[0-9a-f]{20}")
+# How long a version stays after it stopped being current (DAGFLEET_VERSION_KEEP_HOURS' default).
+DEFAULT_KEEP_HOURS = 48.0
+
+
+class VersionGoneError(DagfleetError):
+    """A run asked for a version that is no longer kept."""
+
+
+def versions_dir(dags: Path) -> Path:
+    return Path(dags) / STATE_DIR / VERSIONS_DIR
+
+
+def version_path(dags: Path, version: str) -> Path:
+    """Where the snapshot of ``version`` lives (it may be gone)."""
+    if not VERSION_RE.fullmatch(version):
+        raise VersionGoneError(f"{version!r} is not a version of the dagfleet bundle (expected 20 hex digits)")
+    return versions_dir(dags) / version
+
+
+def is_snapshot(folder: Path) -> bool:
+    """Whether ``folder`` is a version snapshot (``<dags>/.dagfleet/versions/<version>``)."""
+    folder = Path(folder)
+    return (
+        VERSION_RE.fullmatch(folder.name) is not None
+        and folder.parent.name == VERSIONS_DIR
+        and folder.parent.parent.name == STATE_DIR
+    )
+
+
+def current(dags: Path) -> str | None:
+    """The current version, or None before the first publish (or when the pointer is unreadable)."""
+    try:
+        text = (versions_dir(dags) / POINTER).read_text(encoding="ascii").strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+    return text if VERSION_RE.fullmatch(text) else None
+
+
+def fleet_digest(store: FleetStore, manifest: dict[str, str]) -> str:
+    """The version of the generated DAG files as they are now: their names and contents."""
+    outer = hashlib.sha256()
+    for name in sorted(manifest):
+        try:
+            data = (store.dags / name).read_bytes()
+        except FileNotFoundError:
+            continue
+        outer.update(f"{name}\0{hashlib.sha256(data).hexdigest()}\n".encode())
+    return outer.hexdigest()[:20]
+
+
+def publish(store: FleetStore, manifest: dict[str, str], keep_hours: float = DEFAULT_KEEP_HOURS) -> str:
+    """Snapshot the generated DAGs and records (hard links), make it current, prune old versions.
+    Call it with the store locked (a sync). Returns the current version."""
+    version = fleet_digest(store, manifest)
+    root = versions_dir(store.dags)
+    root.mkdir(parents=True, exist_ok=True)
+    atomic_write(root / IGNORE_FILE, b"*\n", tmp_dir=store.tmp)
+    target = root / version
+    if not target.is_dir():
+        _build(store, manifest, target)
+    if current(store.dags) != version:
+        atomic_write(root / POINTER, f"{version}\n".encode(), tmp_dir=store.tmp)
+        _remember(root, version)
+    prune(store.dags, keep_hours)
+    return version
+
+
+def _build(store: FleetStore, manifest: dict[str, str], target: Path) -> None:
+    """The snapshot in a temp folder, renamed into place complete (never seen half-built)."""
+    staging = versions_dir(store.dags) / f".build-{os.getpid()}-{time.monotonic_ns()}"
+    records = staging / STATE_DIR / "records"
+    records.mkdir(parents=True)
+    try:
+        for name, workflow_id in manifest.items():
+            _link(store.dags / name, staging / name)
+            _link(store.record_path(workflow_id), records / store.record_path(workflow_id).name)
+        staging.rename(target)
+    except OSError:
+        shutil.rmtree(staging, ignore_errors=True)
+        if not target.is_dir():
+            raise
+
+
+def _link(source: Path, destination: Path) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.link(source, destination)
+
+
+def _remember(root: Path, version: str) -> None:
+    """Append (version, when it became current) to the history that pruning reads."""
+    history = _history(root)
+    history.append({"version": version, "since": time.time()})
+    atomic_write_json(root / HISTORY, {"history": history[-10000:]}, root.parent / "tmp")
+
+
+def _history(root: Path) -> list[dict[str, Any]]:
+    data = read_json(root / HISTORY, {})
+    rows = data.get("history", []) if isinstance(data, dict) else []
+    return [r for r in rows if isinstance(r, dict) and isinstance(r.get("version"), str)
+            and isinstance(r.get("since"), int | float)]  # fmt: skip
+
+
+def retired_at(dags: Path) -> dict[str, float]:
+    """version -> when it last stopped being current (the current version is not in it)."""
+    rows = _history(versions_dir(dags))
+    retired: dict[str, float] = {}
+    for row, after in itertools.pairwise(rows):
+        retired[row["version"]] = after["since"]
+    now = current(dags)
+    if now:
+        retired.pop(now, None)
+    return retired
+
+
+def prune(dags: Path, keep_hours: float, now: float | None = None) -> list[str]:
+    """Remove the snapshots that stopped being current more than ``keep_hours`` ago, and any
+    snapshot the history does not know (a crashed sync's); never the current one."""
+    root = versions_dir(dags)
+    now = time.time() if now is None else now
+    keep = current(dags)
+    retired = retired_at(dags)
+    removed = []
+    for entry in _snapshots(root):
+        if entry.name == keep:
+            continue
+        if entry.name in retired and now - retired[entry.name] <= keep_hours * 3600:
+            continue
+        shutil.rmtree(entry, ignore_errors=True)
+        removed.append(entry.name)
+    return removed
+
+
+def _snapshots(root: Path) -> Iterable[Path]:
+    if not root.is_dir():
+        return []
+    return [p for p in root.iterdir() if p.is_dir() and VERSION_RE.fullmatch(p.name)]
+
+
+def kept(dags: Path) -> list[str]:
+    """The versions on disk, current first."""
+    names = sorted(p.name for p in _snapshots(versions_dir(dags)))
+    now = current(dags)
+    return ([now] if now in names else []) + [n for n in names if n != now]
+
+
+def record_at(dags: Path, workflow_id: str, version: str | None = None) -> Record | None:
+    """The record ``workflow_id`` had in ``version`` (the current version when None)."""
+    version = version or current(dags)
+    if version is None:
+        return None
+    folder = version_path(dags, version)
+    if not folder.is_dir():
+        raise VersionGoneError(gone_message(version))
+    return FleetStore(folder).record(workflow_id)
+
+
+def gone_message(version: str, keep_hours: float | None = None) -> str:
+    kept_for = f" (kept {keep_hours:g} h after it stops being current)" if keep_hours is not None else ""
+    return (
+        f"version {version} of the dagfleet bundle is no longer kept{kept_for}: "
+        "clear the run to re-run it on the current version"
+    )
+
+
+def materialize(dags: Path, version: str, record: Record, dag: bytes) -> Path:
+    """A task pod's snapshot of one workflow at ``version`` (from its pod override): the DAG file
+    and its record, so the bundle finds ``version`` without any shared volume."""
+    target = version_path(dags, version)
+    store = FleetStore(target)
+    store.write_record(record)
+    store.write_dag(record.workflow_id, dag)
+    return target
