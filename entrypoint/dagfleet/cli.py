@@ -19,7 +19,7 @@ from types import FrameType
 from typing import TYPE_CHECKING, NoReturn
 from urllib.parse import urlsplit
 
-from dagfleet import __version__
+from dagfleet import __version__, versions
 from dagfleet.client import display_url
 from dagfleet.errors import DagfleetError
 from dagfleet.materializer import Materializer, Outcome, SyncReport
@@ -179,7 +179,7 @@ def cmd_task(settings: Settings, args: Sequence[str]) -> int:
 
     argv = resolve_command(settings, taskpod.command(args))
     try:
-        taskpod.prepare(settings)
+        taskpod.prepare(settings, args=argv)
     except DagfleetError as err:  # the task still starts: Airflow reports a missing DAG as the task's failure
         log.error("task pod: %s", err)
     handoff(argv)
@@ -335,7 +335,14 @@ def cmd_status(settings: Settings, as_json: bool) -> int:
         print(json.dumps(status.to_json(), indent=2, sort_keys=True))
     else:
         print(format_status(status, time.time()))
+        print(versions.status_line(settings.dags_folder))
     return 0 if status.healthy else 1
+
+
+def cmd_show(settings: Settings, workflow_id: str, version: str | None) -> int:
+    """The config, template and digest a workflow had in a version of the fleet (default: current)."""
+    print(json.dumps(versions.show(settings.dags_folder, workflow_id, version), indent=2, sort_keys=True))
+    return 0
 
 
 def cmd_serve(settings: Settings, file: Path, host: str, port: int, list_format: str) -> int:
@@ -419,6 +426,9 @@ def build_parser() -> argparse.ArgumentParser:
     validate.add_argument("--templates", type=Path, default=None, help="templates folder (default: DAGFLEET_TEMPLATES)")
     status = sub.add_parser("status", help="the fleet as the last sync left it: summary, then one row per workflow")
     status.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    show = sub.add_parser("show", help="the config a workflow had in a version of the fleet (default: the current one)")
+    show.add_argument("workflow", help="workflow ID")
+    show.add_argument("--version", dest="fleet_version", default=None, help="a fleet version (dagfleet status)")
     check = sub.add_parser("check", help="validate the command and DAGFLEET_* environment; change nothing")
     check.add_argument("args", nargs=argparse.REMAINDER, help="the command, after --")
     return parser
@@ -454,6 +464,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_serve(settings, file, options.host, options.port, options.list_format)
         if options.command == "status":
             return cmd_status(settings, options.json)
+        if options.command == "show":
+            return cmd_show(settings, options.workflow, options.fleet_version)
         if options.command == "check":
             return cmd_check(settings, _strip_dashdash(options.args))
         if options.command == "validate":

@@ -211,3 +211,32 @@ def materialize(dags: Path, version: str, record: Record, dag: bytes) -> Path:
     store.write_record(record)
     store.write_dag(record.workflow_id, dag)
     return target
+
+
+def show(dags: Path, workflow_id: str, version: str | None = None) -> dict[str, Any]:
+    """What ``dagfleet show`` prints: the workflow's config, template and digests at ``version``
+    (the current version when None); raises when the version or the workflow is not there."""
+    version = version or current(dags)
+    if version is None:
+        raise DagfleetError("no version of the fleet is published yet: run dagfleet sync first")
+    record = record_at(dags, workflow_id, version)
+    if record is None:
+        raise DagfleetError(f"workflow {workflow_id!r} is not in version {version} of the fleet (see dagfleet status)")
+    dag_file = version_path(dags, version) / FleetStore.file_name(workflow_id)
+    return {
+        "workflow_id": workflow_id,
+        "version": version,
+        "current": version == current(dags),
+        "template": record.template,
+        "dag_digest": hashlib.sha256(dag_file.read_bytes()).hexdigest()[:16] if dag_file.exists() else None,
+        "stored_at": record.stored_at,
+        "config": record.config,
+    }
+
+
+def status_line(dags: Path) -> str:
+    """One line for ``dagfleet status``: the current version and how many are kept."""
+    now = current(dags)
+    if now is None:
+        return "fleet version: none published yet (the dagfleet bundle has nothing to serve)"
+    return f"fleet version: {now} ({len(kept(dags))} kept on disk; dagfleet show <workflow> [--version V])"
