@@ -70,9 +70,9 @@ class FleetBundle(BaseDagBundle):
             self._current = versions.current(self.dags)
 
     def get_current_version(self) -> BundleVersion | None:
+        """The version ``path`` serves: the run's, else the pointer as ``initialize``/``refresh``
+        last read it (never read here: Airflow compares it before and after ``refresh``)."""
         version = self.version or self._current
-        if version is None:
-            version = self._current = versions.current(self.dags)
         return BundleVersion(version) if version else None
 
     @property

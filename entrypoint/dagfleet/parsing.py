@@ -49,15 +49,28 @@ DAG_PROCESSOR_DEFAULTS: dict[str, str] = {
 }
 
 
+#: ``[core]`` settings: Airflow's default in the comment.
+CORE_DEFAULTS: dict[str, str] = {
+    # 30: Airflow drops a changed serialized DAG written less than 30 s after the previous write
+    # (and the file is then not re-parsed for an hour): a config change landing within 30 s of the
+    # last one would keep its old DAG version while runs already pin the new bundle version.
+    # dagfleet re-parses a file only when it changed, so every write is one that must land.
+    "min_serialized_dag_update_interval": "0",
+}
+
+#: Every shipped setting, by ``airflow.cfg`` section.
+SHIPPED: dict[str, dict[str, str]] = {SECTION: DAG_PROCESSOR_DEFAULTS, "core": CORE_DEFAULTS}
+
+
 def env_name(key: str, section: str = SECTION) -> str:
     """``AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL`` for ``min_file_process_interval``."""
     return f"AIRFLOW__{section.upper()}__{key.upper()}"
 
 
 def airflow_env(overrides: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The shipped settings as ``AIRFLOW__DAG_PROCESSOR__*`` variables; ``overrides`` (an
+    """The shipped settings as ``AIRFLOW__DAG_PROCESSOR__*`` (and ``AIRFLOW__CORE__*``) variables; ``overrides`` (an
     environment) wins for every variable it sets."""
-    env = {env_name(key): value for key, value in DAG_PROCESSOR_DEFAULTS.items()}
+    env = {env_name(key, section): value for section, values in SHIPPED.items() for key, value in values.items()}
     for name in list(env):
         if overrides is not None and name in overrides:
             env[name] = overrides[name]
@@ -65,6 +78,8 @@ def airflow_env(overrides: Mapping[str, str] | None = None) -> dict[str, str]:
 
 
 def airflow_cfg() -> str:
-    """The shipped settings as an ``airflow.cfg`` fragment (what docker/airflow.cfg holds)."""
-    lines = [f"[{SECTION}]"] + [f"{key} = {value}" for key, value in DAG_PROCESSOR_DEFAULTS.items()]
-    return "\n".join(lines) + "\n"
+    """The shipped settings as an ``airflow.cfg`` fragment (what the image's airflow.cfg holds)."""
+    lines = []
+    for section, values in SHIPPED.items():
+        lines += [f"[{section}]"] + [f"{key} = {value}" for key, value in values.items()] + [""]
+    return "\n".join(lines)
