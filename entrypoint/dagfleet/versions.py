@@ -11,8 +11,11 @@ Airflow reaches the snapshots through ``dagfleet.bundle.FleetBundle`` (a version
 run pins the version current when it was created, and each of its tasks parses that snapshot.
 
 A version stays on disk until it has not been current for ``DAGFLEET_VERSION_KEEP_HOURS``; the
-current one is never pruned. ``versions/.airflowignore`` hides every snapshot from an Airflow that
-lists the live dags folder (the plain-folder mode), so no DAG is ever seen twice.
+current one is never pruned. A workflow removed from the config API leaves the dags folder at
+once, but new versions keep its DAG, unscheduled, for ``DAGFLEET_REMOVED_GRACE`` seconds: Airflow
+never schedules the tasks of a stale DAG's runs, so this is what lets an active run finish.
+``versions/.airflowignore`` hides every snapshot from an Airflow that lists the live dags folder
+(the plain-folder mode), so no DAG is ever seen twice.
 
 Nothing here imports Airflow: sync (the watch sidecar) and ``dagfleet task`` use it too.
 """
@@ -32,15 +35,18 @@ from typing import Any
 
 from dagfleet.errors import DagfleetError
 from dagfleet.fsutil import atomic_write, atomic_write_json, read_json
-from dagfleet.store import STATE_DIR, FleetStore, Record
+from dagfleet.store import STATE_DIR, SUFFIX, FleetStore, Record, workflow_id_from_file
 
 VERSIONS_DIR = "versions"
 POINTER = "current"
 HISTORY = "history.json"
+REMOVED = "removed.json"
 IGNORE_FILE = ".airflowignore"
 VERSION_RE = re.compile(r"[0-9a-f]{20}")
 # How long a version stays after it stopped being current (DAGFLEET_VERSION_KEEP_HOURS' default).
 DEFAULT_KEEP_HOURS = 48.0
+# How long a removed workflow's DAG stays in new versions, unscheduled (DAGFLEET_REMOVED_GRACE's default).
+DEFAULT_REMOVED_GRACE = 3600.0
 
 
 class VersionGoneError(DagfleetError):
@@ -77,8 +83,9 @@ def current(dags: Path) -> str | None:
     return text if VERSION_RE.fullmatch(text) else None
 
 
-def fleet_digest(store: FleetStore, manifest: dict[str, str]) -> str:
-    """The version of the generated DAG files as they are now: their names and contents."""
+def fleet_digest(store: FleetStore, manifest: dict[str, str], removed: Iterable[str] = ()) -> str:
+    """The version of the generated DAG files as they are now (names and contents), plus the
+    removed workflows still kept for their active runs."""
     outer = hashlib.sha256()
     for name in sorted(manifest):
         try:
@@ -86,27 +93,36 @@ def fleet_digest(store: FleetStore, manifest: dict[str, str]) -> str:
         except FileNotFoundError:
             continue
         outer.update(f"{name}\0{hashlib.sha256(data).hexdigest()}\n".encode())
+    for workflow_id in sorted(removed):
+        outer.update(f"removed\0{workflow_id}\n".encode())
     return outer.hexdigest()[:20]
 
 
-def publish(store: FleetStore, manifest: dict[str, str], keep_hours: float = DEFAULT_KEEP_HOURS) -> str:
+def publish(
+    store: FleetStore,
+    manifest: dict[str, str],
+    keep_hours: float = DEFAULT_KEEP_HOURS,
+    removed_grace: float = DEFAULT_REMOVED_GRACE,
+) -> str:
     """Snapshot the generated DAGs and records (hard links), make it current, prune old versions.
     Call it with the store locked (a sync). Returns the current version."""
-    version = fleet_digest(store, manifest)
     root = versions_dir(store.dags)
     root.mkdir(parents=True, exist_ok=True)
     atomic_write(root / IGNORE_FILE, b"*\n", tmp_dir=store.tmp)
+    removed = _still_removed(store.dags, set(manifest.values()), removed_grace, time.time())
+    version = fleet_digest(store, manifest, removed)
     target = root / version
     if not target.is_dir():
-        _build(store, manifest, target)
+        _build(store, manifest, target, removed)
     if current(store.dags) != version:
         atomic_write(root / POINTER, f"{version}\n".encode(), tmp_dir=store.tmp)
         _remember(root, version)
+    atomic_write_json(root / REMOVED, {"removed": removed}, store.tmp)
     prune(store.dags, keep_hours)
     return version
 
 
-def _build(store: FleetStore, manifest: dict[str, str], target: Path) -> None:
+def _build(store: FleetStore, manifest: dict[str, str], target: Path, removed: dict[str, float]) -> None:
     """The snapshot in a temp folder, renamed into place complete (never seen half-built)."""
     staging = versions_dir(store.dags) / f".build-{os.getpid()}-{time.monotonic_ns()}"
     records = staging / STATE_DIR / "records"
@@ -115,11 +131,62 @@ def _build(store: FleetStore, manifest: dict[str, str], target: Path) -> None:
         for name, workflow_id in manifest.items():
             _link(store.dags / name, staging / name)
             _link(store.record_path(workflow_id), records / store.record_path(workflow_id).name)
+        _keep_removed(store, staging, removed)
         staging.rename(target)
     except OSError:
         shutil.rmtree(staging, ignore_errors=True)
         if not target.is_dir():
             raise
+
+
+# -- removed workflows: kept, unscheduled, while their active runs finish -------------------------
+def _removed_since(dags: Path) -> dict[str, float]:
+    data = read_json(versions_dir(dags) / REMOVED, {})
+    rows = data.get("removed", {}) if isinstance(data, dict) else {}
+    return {str(k): float(v) for k, v in rows.items() if isinstance(v, int | float)} if isinstance(rows, dict) else {}
+
+
+def _still_removed(dags: Path, live: set[str], grace: float, now: float) -> dict[str, float]:
+    """workflow ID -> when it was removed, for the workflows of the current version that are no
+    longer live and were removed less than ``grace`` seconds ago."""
+    previous = current(dags)
+    if previous is None:
+        return {}
+    known = _removed_since(dags)
+    removed = {}
+    for path in version_path(dags, previous).glob(f"*{SUFFIX}"):
+        try:
+            workflow_id = workflow_id_from_file(path.name)
+        except DagfleetError:
+            continue
+        since = known.get(workflow_id, now)
+        if workflow_id not in live and now - since < grace:
+            removed[workflow_id] = since
+    return removed
+
+
+def removal_due(dags: Path, grace: float, now: float | None = None) -> bool:
+    """Whether a removed workflow's grace is over (the next sync publishes a version without it)."""
+    now = time.time() if now is None else now
+    return any(now - since >= grace for since in _removed_since(dags).values())
+
+
+def _keep_removed(store: FleetStore, staging: Path, removed: dict[str, float]) -> None:
+    """A removed workflow's DAG file and record from the current version, its schedule turned off:
+    Airflow keeps the DAG (not stale), so its active runs finish; nothing new is scheduled."""
+    previous = current(store.dags)
+    if not removed or previous is None:
+        return
+    source = FleetStore(version_path(store.dags, previous))
+    target = FleetStore(staging)
+    for workflow_id in removed:
+        record = source.record(workflow_id)
+        if record is None:
+            continue
+        _link(source.dag_path(workflow_id), target.dag_path(workflow_id))
+        unscheduled = Record(workflow_id, {**record.config, "schedule": None}, record.template, record.etag,
+                             record.stored_at)  # fmt: skip
+        atomic_write_json(target.record_path(workflow_id), unscheduled.to_json(), store.tmp)
 
 
 def _link(source: Path, destination: Path) -> None:

@@ -5,7 +5,8 @@ A real `airflow standalone` (LocalExecutor) reads the fleet through the shipped
 lands. Its template's task ``first`` waits for a gate file, ``second`` records the spec value
 and the template's marker. Run A starts, the workflow changes (spec, template, or removal)
 while ``first`` waits, the gate opens: every task of A saw the old config, run B the new one,
-and A's and B's task instances carry different DAG versions.
+and A's and B's task instances carry different DAG versions. A removed workflow's active run
+finishes on its version; its DAG goes stale after ``DAGFLEET_REMOVED_GRACE`` with no new run.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -150,7 +152,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     base = {k: v for k, v in os.environ.items() if not k.startswith(("DAGFLEET_", "AIRFLOW"))}
     base["PATH"] = f"{BIN}{os.pathsep}{base.get('PATH', '')}"
     env = {**base, "DAGFLEET_API_URL": api.url, "DAGFLEET_DAGS_FOLDER": str(dags), "DAGFLEET_TEMPLATES": str(templates),
-           "DAGFLEET_DEFAULT_TEMPLATE": "pin", "DAGFLEET_ALLOW_EMPTY": "true", "DAGFLEET_RETRIES": "1"}  # fmt: skip
+           "DAGFLEET_DEFAULT_TEMPLATE": "pin", "DAGFLEET_ALLOW_EMPTY": "true", "DAGFLEET_RETRIES": "1",
+           "DAGFLEET_REMOVED_GRACE": "5"}  # fmt: skip
     airflow = {**env, "AIRFLOW_HOME": str(home), "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
                "AIRFLOW__CORE__LOAD_EXAMPLES": "False", "AIRFLOW__CORE__PARALLELISM": "4",
                "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False", "AIRFLOW__API__PORT": str(port),
@@ -184,9 +187,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         api.close()
 
 
-def _workflow(stack: Stack, workflows: dict[str, Any], dag_id: str, value: str, tmp: Path) -> dict[str, Any]:
-    config = {"schedule": None, "spec": {"value": value, "out": str(tmp)}}
-    stack.api.write({**workflows, dag_id: config})
+def _workflow(stack: Stack, dag_id: str, value: str, tmp: Path, **more: Any) -> dict[str, Any]:
+    config = {"schedule": None, "spec": {"value": value, "out": str(tmp)}, **more}
+    stack.api.write({dag_id: config})
     stack.sync()
     return config
 
@@ -208,7 +211,7 @@ def _dag_versions(tis: list[dict[str, Any]]) -> set[int]:
 
 
 def _pinned(stack: Stack, dag_id: str, out: Path, change: Any, old: dict[str, str], new: dict[str, str]) -> None:
-    _workflow(stack, {}, dag_id, "v1", out)
+    _workflow(stack, dag_id, "v1", out)
     run_a = _start_run_a(stack, dag_id, 0)
     versions_a = stack.dag_versions(dag_id)
     change()
@@ -228,7 +231,7 @@ def _pinned(stack: Stack, dag_id: str, out: Path, change: Any, old: dict[str, st
 
 def test_a_spec_change_reaches_the_next_run_only(stack: Stack, tmp_path: Path) -> None:
     dag_id = "pin_spec"
-    _pinned(stack, dag_id, tmp_path, lambda: _workflow(stack, {}, dag_id, "v2", tmp_path),
+    _pinned(stack, dag_id, tmp_path, lambda: _workflow(stack, dag_id, "v2", tmp_path),
             {"value": "v1", "mark": "t1"}, {"value": "v2", "mark": "t1"})  # fmt: skip
 
 
@@ -247,14 +250,25 @@ def test_a_template_edit_reaches_the_next_run_only(stack: Stack, tmp_path: Path)
 
 def test_a_removed_workflow_finishes_its_active_run(stack: Stack, tmp_path: Path) -> None:
     dag_id = "pin_removed"
-    _workflow(stack, {}, dag_id, "v1", tmp_path)
+    # scheduled, but not due before next New Year: removal must turn the schedule off (a new DAG version)
+    today = datetime.now(UTC).date().isoformat()
+    _workflow(stack, dag_id, "v1", tmp_path, schedule="0 0 1 1 *", start_date=today, catchup=False)
     run_a = _start_run_a(stack, dag_id, 0)
+    versions_a = stack.dag_versions(dag_id)
     stack.api.write({})
     stack.sync()
     assert not (stack.dags / f"{dag_id}-mydag.py").exists()
-    wait_until("Airflow to mark the removed DAG stale", lambda: (stack.dag_state(dag_id) or {}).get("is_stale"), 120)
+    # kept, unscheduled, for DAGFLEET_REMOVED_GRACE: a new DAG version, not a stale DAG
+    wait_until("the removed workflow's unscheduled DAG version", lambda: stack.dag_versions(dag_id) > versions_a, 120)
+    assert not (stack.dag_state(dag_id) or {}).get("is_stale")
     (tmp_path / "go").touch()
     stack.finish(dag_id, run_a)
     assert sorted((row["task"], row["value"]) for row in _seen(tmp_path)) == [("first", "v1"), ("second", "v1")]
+
+    def stale() -> bool:
+        stack.sync()  # once the grace is over, a sync publishes a version without it
+        return bool((stack.dag_state(dag_id) or {}).get("is_stale"))
+
+    wait_until("Airflow to mark the removed DAG stale after its grace", stale, 120, every=3)
     runs = stack.call("GET", f"/dags/{dag_id}/dagRuns")["dag_runs"]
-    assert [run["dag_run_id"] for run in runs] == [run_a]
+    assert [run["dag_run_id"] for run in runs] == [run_a]  # nothing new was scheduled

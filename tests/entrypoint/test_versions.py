@@ -73,16 +73,33 @@ def test_the_version_is_the_content_so_every_pod_that_syncs_it_agrees(config_api
     assert versions.current(tmp_path / "processor") == versions.current(tmp_path / "worker")
 
 
-def test_a_removed_workflow_is_gone_from_the_new_version_only(config_api_factory: Any, tmp_path: Path) -> None:
+def test_a_removed_workflow_stays_unscheduled_for_its_grace_then_leaves(
+    config_api_factory: Any, tmp_path: Path
+) -> None:
+    """Airflow never schedules the tasks of a stale DAG's runs: a removed workflow's DAG stays in
+    new versions with its schedule off for DAGFLEET_REMOVED_GRACE, then a sync drops it."""
     dags = tmp_path / "dags"
-    api = config_api_factory({"alpha": {}, "beta": {}})
+    api = config_api_factory({"alpha": {}, "beta": {"schedule": "@daily"}})
     _sync(dags, api.url)
-    first = versions.current(dags)
+    first = str(versions.current(dags))
     api.write({"alpha": {}})
-    _sync(dags, api.url)
-    second = versions.current(dags)
-    assert (versions.version_path(dags, first) / "beta-mydag.py").exists()  # type: ignore[arg-type]
-    assert not (versions.version_path(dags, second) / "beta-mydag.py").exists()  # type: ignore[arg-type]
+    _sync(dags, api.url, removed_grace=3600)
+    second = str(versions.current(dags))
+    assert second != first
+    assert not (dags / "beta-mydag.py").exists()  # gone from the live folder at once
+    kept_copy = versions.version_path(dags, second) / "beta-mydag.py"
+    assert kept_copy.read_bytes() == (versions.version_path(dags, first) / "beta-mydag.py").read_bytes()
+    assert _snapshot_config(dags, second, "beta") == {"schedule": None}
+    assert _snapshot_config(dags, first, "beta") == {"schedule": "@daily"}
+    _sync(dags, api.url, removed_grace=3600)
+    assert versions.current(dags) == second  # nothing due: nothing published
+    assert versions.removal_due(dags, 3600) is False
+    assert versions.removal_due(dags, 0.001) is True
+    _sync(dags, api.url, removed_grace=0.001)
+    third = str(versions.current(dags))
+    assert third not in (first, second)
+    assert not (versions.version_path(dags, third) / "beta-mydag.py").exists()
+    assert (versions.version_path(dags, third) / "alpha-mydag.py").exists()
 
 
 def test_prune_keeps_the_current_version_and_those_retired_within_the_keep_time(
