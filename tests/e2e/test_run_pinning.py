@@ -13,10 +13,8 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -27,8 +25,10 @@ import pytest
 import requests
 
 from dagfleet import parsing
+from support.airflowapi import call
 from support.fleet import ConfigApi, write_workflows
 from support.net import free_port
+from support.proc import stop_group
 from support.wait import wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.airflow]
@@ -84,9 +84,7 @@ class Stack:
     dags: Path
 
     def call(self, method: str, path: str, **kw: Any) -> Any:
-        response = self.session.request(method, f"{self.url}/api/v2{path}", timeout=30, **kw)
-        assert response.status_code < 300, f"{method} {path}: {response.status_code} {response.text[:500]}"
-        return response.json() if response.content else None
+        return call(self.session, self.url, method, path, **kw)
 
     def sync(self) -> None:
         done = subprocess.run(
@@ -121,21 +119,6 @@ class Stack:
     def running(self, dag_id: str, run_id: str, task_id: str) -> bool:
         ti = self.call("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}")
         return ti["state"] == "running"
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    """FACTS.md: stop the whole group, SIGINT, then SIGTERM, then SIGKILL."""
-    for sig, wait in ((signal.SIGINT, 30), (signal.SIGTERM, 10), (signal.SIGKILL, 10)):
-        try:
-            os.killpg(proc.pid, sig)
-        except ProcessLookupError:
-            return
-        try:
-            proc.wait(timeout=wait)
-            os.killpg(proc.pid, 0)
-            time.sleep(1)
-        except (subprocess.TimeoutExpired, ProcessLookupError):
-            continue
 
 
 @pytest.fixture(scope="module")
@@ -182,7 +165,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         stack.session.headers["Authorization"] = f"Bearer {token.json()['access_token']}"
         yield stack
     finally:
-        _stop(proc)
+        stop_group(proc)
         log.close()
         api.close()
 

@@ -25,6 +25,7 @@ import pytest
 import requests
 import yaml
 
+from support.airflowapi import call
 from support.fleet import write_workflows
 from support.net import free_port
 from support.paths import REPO
@@ -42,9 +43,7 @@ class Airflow:
     dags: Path
 
     def api(self, method: str, path: str, **kw: Any) -> Any:
-        response = self.session.request(method, f"{self.url}/api/v2{path}", timeout=30, **kw)
-        assert response.status_code < 300, f"{method} {path}: {response.status_code} {response.text[:500]}"
-        return response.json() if response.content else None
+        return call(self.session, self.url, method, path, **kw)
 
     def dag_visible(self, dag_id: str) -> bool:
         response = self.session.get(f"{self.url}/api/v2/dags/{dag_id}", timeout=30)

@@ -24,6 +24,16 @@ def _sync(dags: Path, url: str, **kw: Any) -> None:
     Materializer(settings, ConfigClient.from_settings(settings, retrying=retry_policy(1, initial=0))).sync()
 
 
+def _old_then_new(config_api_factory: Any, dags: Path) -> str:
+    """Sync alpha with tags ["old"], then ["new"]; returns the first version."""
+    api = config_api_factory({"alpha": {"tags": ["old"]}})
+    _sync(dags, api.url)
+    old = str(versions.current(dags))
+    api.write({"alpha": {"tags": ["new"]}})
+    _sync(dags, api.url)
+    return old
+
+
 def _snapshot_config(dags: Path, version: str, workflow_id: str) -> dict[str, Any]:
     record = FleetStore(versions.version_path(dags, version)).record(workflow_id)
     assert record is not None
@@ -130,11 +140,7 @@ def test_a_dag_in_a_snapshot_reads_that_snapshots_record_whatever_the_environmen
     config_api_factory: Any, tmp_path: Path
 ) -> None:
     dags = tmp_path / "dags"
-    api = config_api_factory({"alpha": {"tags": ["old"]}})
-    _sync(dags, api.url)
-    old = versions.current(dags)
-    api.write({"alpha": {"tags": ["new"]}})
-    _sync(dags, api.url)
+    old = _old_then_new(config_api_factory, dags)
     snapshot_file = versions.version_path(dags, old) / "alpha-mydag.py"  # type: ignore[arg-type]
     settings = parse_settings(snapshot_file, {"DAGFLEET_DAGS_FOLDER": str(dags)})
     assert settings.dags_folder == snapshot_file.parent
@@ -170,11 +176,7 @@ def test_dagfleet_show_prints_the_config_a_version_had(
     from dagfleet.cli import main
 
     dags = tmp_path / "dags"
-    api = config_api_factory({"alpha": {"tags": ["old"]}})
-    _sync(dags, api.url)
-    old = versions.current(dags)
-    api.write({"alpha": {"tags": ["new"]}})
-    _sync(dags, api.url)
+    old = _old_then_new(config_api_factory, dags)
     monkeypatch.setenv("DAGFLEET_DAGS_FOLDER", str(dags))
     assert main(["show", "alpha", "--version", str(old)]) == 0
     shown = json.loads(capsys.readouterr().out)
