@@ -295,8 +295,8 @@ def _age(seconds: float) -> str:
     return f"{seconds:.0f}s"
 
 
-def format_status(status: FleetStatus, now: float) -> str:
-    """The fleet as `dagfleet status` prints it: a summary, then one row per workflow."""
+def format_status(status: FleetStatus, now: float, version_line: str | None = None) -> str:
+    """The fleet as `dagfleet status` prints it: a summary (and the fleet version), then one row per workflow."""
     counts = status.counts()
     parts = [f"{n} {state.replace('_', ' ')}" for state, n in counts.items() if n or state in ("synced", "rejected")]
     verdict = "healthy" if status.healthy else "NOT healthy"
@@ -305,6 +305,7 @@ def format_status(status: FleetStatus, now: float) -> str:
         f"fleet: {verdict}; {dags} generated DAG(s); workflows: {', '.join(parts)}",
         f"last sync: {_when(status.attempted_at, now)}: {status.summary}",
         f"last success: {_when(status.last_success, now)}",
+        *([version_line] if version_line else []),
     ]
     lines += [f"problem: {p}" for p in status.problems]
     header = ("WORKFLOW", "STATE", "TEMPLATE", "SOURCE", "STORED", "PROBLEM")
@@ -332,10 +333,10 @@ def cmd_status(settings: Settings, as_json: bool) -> int:
 
     status = fleetstatus.load(settings)
     if as_json:
-        print(json.dumps(status.to_json(), indent=2, sort_keys=True))
+        print(json.dumps({**status.to_json(), "fleet_version": versions.current(settings.dags_folder)}, indent=2,
+                         sort_keys=True))  # fmt: skip
     else:
-        print(format_status(status, time.time()))
-        print(versions.status_line(settings.dags_folder))
+        print(format_status(status, time.time(), versions.status_line(settings.dags_folder)))
     return 0 if status.healthy else 1
 
 
