@@ -41,6 +41,7 @@ VERSIONS_DIR = "versions"
 POINTER = "current"
 HISTORY = "history.json"
 REMOVED = "removed.json"
+REMOVED_MARK = b"# dagfleet: removed from the config API; kept unscheduled while its active runs finish\n"
 IGNORE_FILE = ".airflowignore"
 VERSION_RE = re.compile(r"[0-9a-f]{20}")
 # How long a version stays after it stopped being current (DAGFLEET_VERSION_KEEP_HOURS' default).
@@ -183,7 +184,11 @@ def _keep_removed(store: FleetStore, staging: Path, removed: dict[str, float]) -
         record = source.record(workflow_id)
         if record is None:
             continue
-        _link(source.dag_path(workflow_id), target.dag_path(workflow_id))
+        # new bytes (a new mtime): Airflow re-parses only a file whose mtime changed
+        data = source.dag_path(workflow_id).read_bytes()
+        if not data.endswith(REMOVED_MARK):
+            data += REMOVED_MARK
+        atomic_write(target.dag_path(workflow_id), data, tmp_dir=store.tmp)
         unscheduled = Record(workflow_id, {**record.config, "schedule": None}, record.template, record.etag,
                              record.stored_at)  # fmt: skip
         atomic_write_json(target.record_path(workflow_id), unscheduled.to_json(), store.tmp)

@@ -98,7 +98,9 @@ def test_a_removed_workflow_stays_unscheduled_for_its_grace_then_leaves(
     assert second != first
     assert not (dags / "beta-mydag.py").exists()  # gone from the live folder at once
     kept_copy = versions.version_path(dags, second) / "beta-mydag.py"
-    assert kept_copy.read_bytes() == (versions.version_path(dags, first) / "beta-mydag.py").read_bytes()
+    original = versions.version_path(dags, first) / "beta-mydag.py"
+    assert kept_copy.read_bytes() == original.read_bytes() + versions.REMOVED_MARK  # new bytes: Airflow re-parses
+    assert kept_copy.stat().st_ino != original.stat().st_ino
     assert _snapshot_config(dags, second, "beta") == {"schedule": None}
     assert _snapshot_config(dags, first, "beta") == {"schedule": "@daily"}
     _sync(dags, api.url, removed_grace=3600)
