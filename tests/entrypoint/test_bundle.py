@@ -87,3 +87,20 @@ def test_the_plain_folder_listing_never_sees_a_snapshot(config_api_factory: Any,
     assert len(versions.kept(dags)) == 2
     assert [Path(p).name for p in list_py_file_paths(dags)] == ["alpha-mydag.py"]
     assert [Path(p).relative_to(dags) for p in list_py_file_paths(dags)] == [Path("alpha-mydag.py")]
+
+
+def test_a_processor_started_before_the_first_sync_sees_the_version_only_through_refresh(
+    manager: Any, config_api_factory: Any
+) -> None:
+    """Airflow compares get_current_version() before and after refresh(): reading the pointer
+    outside refresh() would make the first version look unchanged, and the folder never listed."""
+    processor = manager.get_bundle(parsing.BUNDLE_NAME)
+    processor.initialize()
+    assert processor.get_current_version() is None
+    assert list(processor.path.glob("*.py")) == []
+    api = config_api_factory({"alpha": {}})
+    version = _sync(Path(processor.dags), api.url)
+    assert processor.get_current_version() is None  # before Airflow's refresh
+    processor.refresh()
+    assert processor.get_current_version().version == version
+    assert [p.name for p in processor.path.glob("*.py")] == ["alpha-mydag.py"]
