@@ -226,13 +226,16 @@ def retired_at(dags: Path) -> dict[str, float]:
 
 
 def prune(dags: Path, keep_hours: float, now: float | None = None) -> list[str]:
-    """Remove the snapshots that stopped being current more than ``keep_hours`` ago, and any
-    snapshot the history does not know (a crashed sync's); never the current one."""
+    """Remove the snapshots that stopped being current more than ``keep_hours`` ago, any snapshot
+    the history does not know and any half-built one (a killed sync's); never the current one.
+    Call it with the store locked."""
     root = versions_dir(dags)
     now = time.time() if now is None else now
     keep = current(dags)
     retired = retired_at(dags)
     removed = []
+    for staging in root.glob(".build-*") if root.is_dir() else []:  # a killed sync's (we hold the lock)
+        shutil.rmtree(staging, ignore_errors=True)
     for entry in _snapshots(root):
         if entry.name == keep:
             continue

@@ -130,8 +130,11 @@ def test_prune_keeps_the_current_version_and_those_retired_within_the_keep_time(
     assert versions.retired_at(dags) == {published[0]: 2000.0, published[1]: 3000.0}
     stray = versions.versions_dir(dags) / ("0" * 20)
     stray.mkdir()  # a snapshot no history knows (a crashed sync's)
+    half_built = versions.versions_dir(dags) / ".build-1-2"
+    (half_built / "x").mkdir(parents=True)
     removed = versions.prune(dags, keep_hours=1.0, now=2000.0 + 3601)
     assert sorted(removed) == sorted([published[0], stray.name])
+    assert not half_built.exists()
     assert versions.kept(dags) == [published[2], published[1]]
     assert versions.prune(dags, keep_hours=1.0, now=3000.0 + 3600) == []
     assert versions.prune(dags, keep_hours=1.0, now=3000.0 + 3601) == [published[1]]
