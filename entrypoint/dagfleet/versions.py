@@ -88,9 +88,11 @@ def fleet_digest(store: FleetStore, manifest: dict[str, str], removed: Iterable[
     """The version of the generated DAG files as they are now (names and contents), plus the
     removed workflows still kept for their active runs."""
     outer = hashlib.sha256()
+    folder = os.fspath(store.dags)
     for name in sorted(manifest):
         try:
-            data = (store.dags / name).read_bytes()
+            with open(f"{folder}/{name}", "rb") as handle:  # plain strings: this runs per file
+                data = handle.read()
         except FileNotFoundError:
             continue
         outer.update(f"{name}\0{hashlib.sha256(data).hexdigest()}\n".encode())
@@ -128,10 +130,13 @@ def _build(store: FleetStore, manifest: dict[str, str], target: Path, removed: d
     staging = versions_dir(store.dags) / f".build-{os.getpid()}-{time.monotonic_ns()}"
     records = staging / STATE_DIR / "records"
     records.mkdir(parents=True)
+    live, live_records, to, to_records = (os.fspath(p) for p in (store.dags, store.records, staging, records))
     try:
         for name, workflow_id in manifest.items():
-            _link(store.dags / name, staging / name)
-            _link(store.record_path(workflow_id), records / store.record_path(workflow_id).name)
+            if name != f"{workflow_id}{SUFFIX}" or "/" in name:  # only what dagfleet would name so
+                continue
+            _link(f"{live}/{name}", f"{to}/{name}")
+            _link(f"{live_records}/{workflow_id}.json", f"{to_records}/{workflow_id}.json")
         _keep_removed(store, staging, removed)
         staging.rename(target)
     except OSError:
@@ -194,7 +199,7 @@ def _keep_removed(store: FleetStore, staging: Path, removed: dict[str, float]) -
         atomic_write_json(target.record_path(workflow_id), unscheduled.to_json(), store.tmp)
 
 
-def _link(source: Path, destination: Path) -> None:
+def _link(source: str | Path, destination: str | Path) -> None:
     with contextlib.suppress(FileNotFoundError):
         os.link(source, destination)
 
