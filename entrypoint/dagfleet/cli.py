@@ -333,8 +333,7 @@ def cmd_status(settings: Settings, as_json: bool) -> int:
 
     status = fleetstatus.load(settings)
     if as_json:
-        print(json.dumps({**status.to_json(), "fleet_version": versions.current(settings.dags_folder)}, indent=2,
-                         sort_keys=True))  # fmt: skip
+        print(json.dumps(status.to_json(), indent=2, sort_keys=True))
     else:
         print(format_status(status, time.time(), versions.status_line(settings.dags_folder)))
     return 0 if status.healthy else 1
