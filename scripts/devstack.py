@@ -136,6 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=8080, help="Airflow UI/API port")
     parser.add_argument("--config-port", type=int, default=8765, help="reference config API port")
     parser.add_argument("--sync-interval", type=float, default=10.0)
+    parser.add_argument("--removed-grace", type=float, default=3600.0, help="DAGFLEET_REMOVED_GRACE (seconds)")
     parser.add_argument("--health-timeout", type=float, default=240.0)
     args = parser.parse_args(argv)
 
@@ -160,6 +161,7 @@ def main(argv: list[str] | None = None) -> int:
         "DAGFLEET_API_KEY_FILE": str(api_key_file),
         "DAGFLEET_DAGS_FOLDER": str(dags),
         "DAGFLEET_SYNC_INTERVAL": str(args.sync_interval),
+        "DAGFLEET_REMOVED_GRACE": str(args.removed_grace),
         "DAGFLEET_EXEC": "airflow",
         # Your templates add to the shipped ones; every sync re-reads them, so an edit reaches the DAGs.
         **({"DAGFLEET_TEMPLATES": str(args.templates.resolve())} if args.templates else {}),

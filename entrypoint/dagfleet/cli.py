@@ -19,7 +19,7 @@ from types import FrameType
 from typing import TYPE_CHECKING, NoReturn
 from urllib.parse import urlsplit
 
-from dagfleet import __version__, airflowkeys
+from dagfleet import __version__, airflowkeys, versions
 from dagfleet.client import display_url
 from dagfleet.errors import DagfleetError
 from dagfleet.materializer import Materializer, Outcome, SyncReport
@@ -180,7 +180,7 @@ def cmd_task(settings: Settings, args: Sequence[str]) -> int:
 
     argv = resolve_command(settings, taskpod.command(args))
     try:
-        taskpod.prepare(settings)
+        taskpod.prepare(settings, args=argv)
     except DagfleetError as err:  # the task still starts: Airflow reports a missing DAG as the task's failure
         log.error("task pod: %s", err)
     handoff(argv)
@@ -296,8 +296,8 @@ def _age(seconds: float) -> str:
     return f"{seconds:.0f}s"
 
 
-def format_status(status: FleetStatus, now: float) -> str:
-    """The fleet as `dagfleet status` prints it: a summary, then one row per workflow."""
+def format_status(status: FleetStatus, now: float, version_line: str | None = None) -> str:
+    """The fleet as `dagfleet status` prints it: a summary (and the fleet version), then one row per workflow."""
     counts = status.counts()
     parts = [f"{n} {state.replace('_', ' ')}" for state, n in counts.items() if n or state in ("synced", "rejected")]
     verdict = "healthy" if status.healthy else "NOT healthy"
@@ -306,6 +306,7 @@ def format_status(status: FleetStatus, now: float) -> str:
         f"fleet: {verdict}; {dags} generated DAG(s); workflows: {', '.join(parts)}",
         f"last sync: {_when(status.attempted_at, now)}: {status.summary}",
         f"last success: {_when(status.last_success, now)}",
+        *([version_line] if version_line else []),
     ]
     lines += [f"problem: {p}" for p in status.problems]
     header = ("WORKFLOW", "STATE", "TEMPLATE", "SOURCE", "STORED", "PROBLEM")
@@ -335,8 +336,14 @@ def cmd_status(settings: Settings, as_json: bool) -> int:
     if as_json:
         print(json.dumps(status.to_json(), indent=2, sort_keys=True))
     else:
-        print(format_status(status, time.time()))
+        print(format_status(status, time.time(), versions.status_line(settings.dags_folder)))
     return 0 if status.healthy else 1
+
+
+def cmd_show(settings: Settings, workflow_id: str, version: str | None) -> int:
+    """The config, template and digest a workflow had in a version of the fleet (default: current)."""
+    print(json.dumps(versions.show(settings.dags_folder, workflow_id, version), indent=2, sort_keys=True))
+    return 0
 
 
 def cmd_serve(settings: Settings, file: Path, host: str, port: int, list_format: str) -> int:
@@ -448,6 +455,9 @@ def build_parser() -> argparse.ArgumentParser:
     render.add_argument("--conf", default=None, help="the run's conf as JSON (default {})")
     render.add_argument("--file", type=Path, default=None, help="workflows YAML (default: the dags folder's record)")
     render.add_argument("--templates", type=Path, default=None, help="templates folder (with --file)")
+    show = sub.add_parser("show", help="the config a workflow had in a version of the fleet (default: the current one)")
+    show.add_argument("workflow", help="workflow ID")
+    show.add_argument("--version", dest="fleet_version", default=None, help="a fleet version (dagfleet status)")
     check = sub.add_parser("check", help="validate the command and DAGFLEET_* environment; change nothing")
     check.add_argument("args", nargs=argparse.REMAINDER, help="the command, after --")
     return parser
@@ -483,6 +493,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_serve(settings, file, options.host, options.port, options.list_format)
         if options.command == "status":
             return cmd_status(settings, options.json)
+        if options.command == "show":
+            return cmd_show(settings, options.workflow, options.fleet_version)
         if options.command == "check":
             return cmd_check(settings, _strip_dashdash(options.args))
         if options.command == "validate":

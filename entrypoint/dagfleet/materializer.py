@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Any
 
-from dagfleet import __version__, fleetstatus, workflow_ids
+from dagfleet import __version__, fleetstatus, versions, workflow_ids
 from dagfleet.client import POOL_SIZE, ConfigClient, Entry, ListResult
 from dagfleet.errors import ConfigApiError, WorkflowIdError
 from dagfleet.fsutil import FileTakenError
@@ -233,9 +233,24 @@ class Materializer:
             self.store.remove(name, workflow_id)
         final = plan.files()
         self.store.save_manifest(final)
-        if changed or plan.prune:
+        if changed or plan.prune or versions.current(self.store.dags) is None or self._removal_due():
+            self._publish(final)
             os.sync()  # one flush to disk for the whole sync instead of one fsync per file
         return final
+
+    def _removal_due(self) -> bool:
+        return versions.removal_due(self.store.dags, self.settings.removed_grace)
+
+    def _publish(self, final: dict[str, str]) -> None:
+        """A new version of the fleet for the dagfleet bundle; on failure the bundle stays at the
+        last published version (runs keep working) until the next change."""
+        try:
+            versions.publish(self.store, final, self.settings.version_keep_hours, self.settings.removed_grace)
+        except OSError as err:
+            log.warning(
+                "could not publish a version of the fleet (%s); runs stay on the last version until the next change",
+                one_line(err),
+            )
 
     def _write(self, step: Step, create_only: bool) -> bool:
         """One workflow's record, then its DAG file. A file not in the manifest before this sync

@@ -11,14 +11,25 @@ override each setting.
 The same values are shipped three ways, each overridable by the user's own ``AIRFLOW__...``
 environment variables: the chart's ``airflow.config`` (chart/values.yaml), the image's
 ``$AIRFLOW_HOME/airflow.cfg`` (docker/airflow.cfg) and ``make run`` (scripts/devstack.py).
-Tests check that all three carry exactly these values.
+Tests check that all three carry exactly these values. ``dag_bundle_config_list`` makes Airflow
+read the fleet through the versioned dagfleet bundle; ``PLAIN_FOLDER_CONFIG_LIST`` is the switch
+back to the plain dags folder (docs/parsing.md says what that gives up).
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 
 SECTION = "dag_processor"
+
+BUNDLE_NAME = "dagfleet"
+#: ``[dag_processor] dag_bundle_config_list``: the dagfleet bundle over Airflow's dags folder.
+BUNDLE_CONFIG_LIST = json.dumps([{"name": BUNDLE_NAME, "classpath": "dagfleet.bundle.FleetBundle", "kwargs": {}}])
+#: The plain-folder mode (what Airflow does without the setting): one unversioned LocalDagBundle.
+PLAIN_FOLDER_CONFIG_LIST = json.dumps(
+    [{"name": "dags-folder", "classpath": "airflow.dag_processing.bundles.local.LocalDagBundle", "kwargs": {}}]
+)
 
 #: ``[dag_processor]`` settings: Airflow's default in the comment.
 DAG_PROCESSOR_DEFAULTS: dict[str, str] = {
@@ -31,7 +42,24 @@ DAG_PROCESSOR_DEFAULTS: dict[str, str] = {
     "file_parsing_sort_mode": "modified_time",
     # same as Airflow's default: two parser processes fit the 2-core machines dagfleet targets.
     "parsing_processes": "2",
+    # a dags-folder LocalDagBundle: the fleet as a versioned bundle, so a run keeps the config and
+    # template it started with (issue #30, dagfleet.bundle); with the version unchanged the
+    # dag-processor skips the folder listing.
+    "dag_bundle_config_list": BUNDLE_CONFIG_LIST,
 }
+
+
+#: ``[core]`` settings: Airflow's default in the comment.
+CORE_DEFAULTS: dict[str, str] = {
+    # 30: Airflow drops a changed serialized DAG written less than 30 s after the previous write
+    # (and the file is then not re-parsed for an hour): a config change landing within 30 s of the
+    # last one would keep its old DAG version while runs already pin the new bundle version.
+    # dagfleet re-parses a file only when it changed, so every write is one that must land.
+    "min_serialized_dag_update_interval": "0",
+}
+
+#: Every shipped setting, by ``airflow.cfg`` section.
+SHIPPED: dict[str, dict[str, str]] = {SECTION: DAG_PROCESSOR_DEFAULTS, "core": CORE_DEFAULTS}
 
 
 def env_name(key: str, section: str = SECTION) -> str:
@@ -40,9 +68,9 @@ def env_name(key: str, section: str = SECTION) -> str:
 
 
 def airflow_env(overrides: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The shipped settings as ``AIRFLOW__DAG_PROCESSOR__*`` variables; ``overrides`` (an
+    """The shipped settings as ``AIRFLOW__DAG_PROCESSOR__*`` (and ``AIRFLOW__CORE__*``) variables; ``overrides`` (an
     environment) wins for every variable it sets."""
-    env = {env_name(key): value for key, value in DAG_PROCESSOR_DEFAULTS.items()}
+    env = {env_name(key, section): value for section, values in SHIPPED.items() for key, value in values.items()}
     for name in list(env):
         if overrides is not None and name in overrides:
             env[name] = overrides[name]
@@ -50,6 +78,8 @@ def airflow_env(overrides: Mapping[str, str] | None = None) -> dict[str, str]:
 
 
 def airflow_cfg() -> str:
-    """The shipped settings as an ``airflow.cfg`` fragment (what docker/airflow.cfg holds)."""
-    lines = [f"[{SECTION}]"] + [f"{key} = {value}" for key, value in DAG_PROCESSOR_DEFAULTS.items()]
-    return "\n".join(lines) + "\n"
+    """The shipped settings as an ``airflow.cfg`` fragment (what the image's airflow.cfg holds)."""
+    lines = []
+    for section, values in SHIPPED.items():
+        lines += [f"[{section}]"] + [f"{key} = {value}" for key, value in values.items()] + [""]
+    return "\n".join(lines)

@@ -356,6 +356,20 @@ class Settings:
         shown_default="`3 \N{MULTIPLICATION SIGN} DAGFLEET_SYNC_INTERVAL + DAGFLEET_RETRIES \N{MULTIPLICATION SIGN} "
         "(connect + read timeout + 60)`",
     )
+    version_keep_hours: float = setting(
+        "DAGFLEET_VERSION_KEEP_HOURS",
+        _positive_float,
+        "48",
+        "hours sync keeps a version of the fleet (a snapshot a run may still use) after it stopped being "
+        "current; keep it above the longest run plus an hour ([parsing](parsing.md#the-dagfleet-bundle))",
+    )
+    removed_grace: float = setting(
+        "DAGFLEET_REMOVED_GRACE",
+        _positive_float,
+        "3600",
+        "seconds a workflow removed from the config API stays in Airflow, unscheduled, so its active runs can "
+        "finish (the dagfleet bundle); then Airflow marks its DAG stale ([parsing](parsing.md#the-dagfleet-bundle))",
+    )
     status_url: str | None = setting(
         "DAGFLEET_STATUS_URL",
         _url,

@@ -9,6 +9,7 @@
 <dags>/.dagfleet/cache/<id>.json       the parse-time config cache (loader, when sync stored nothing)
 <dags>/.dagfleet/lock                  one sync at a time per dags folder
 <dags>/.dagfleet/tmp/                  temp files of atomic writes (never parsed by Airflow)
+<dags>/.dagfleet/versions/             versions of the fleet: snapshots, the current pointer (dagfleet.versions)
 ```
 
 ``dagfleet sync`` writes it (through ``FleetStore``), the parse-time loader reads it; nobody
@@ -36,7 +37,7 @@ MANIFEST_VERSION = 1
 RECORD_VERSION = 1
 LOCK_TIMEOUT = 120.0
 # What `.dagfleet/` may hold.
-ENTRIES = frozenset({"manifest.json", "state.json", "status.json", "records", "cache", "lock", "tmp"})
+ENTRIES = frozenset({"manifest.json", "state.json", "status.json", "records", "cache", "lock", "tmp", "versions"})
 TRAILER_PREFIX = b"# dagfleet-generated: "
 # Every generated file is `<workflow_id><SUFFIX>`, whatever its template; the dag_id is the file
 # name without it. Fixed (not per template) so the rule is unambiguous and old fleets keep their names.

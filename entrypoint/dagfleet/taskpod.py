@@ -12,7 +12,9 @@ The design (docs/helm.md, "KubernetesExecutor task pods"):
   command; the KubernetesExecutor only sets the args). ``task`` writes that one workflow's DAG file
   (the base DAG shipped in the image) and its stored config into the pod's empty DAG folder, then
   execs the command through ``/entrypoint``: no config API call, so an API outage never fails a
-  task, and the pod needs no API key.
+  task, and the pod needs no API key. With the dagfleet bundle (issue #30) it also writes them as
+  the snapshot of the run's bundle version (named in the workload Airflow passes in the args), which
+  is where the task's parse looks.
 * When the variable is absent (a DAG serialized before this existed, or an executor_config that
   replaced ours), ``task`` falls back to one bounded sync when the pod has a config API
   (``workers.syncFallback`` in the chart), else says so on one line and starts the task anyway.
@@ -29,7 +31,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
-from dagfleet import workflow_ids
+from dagfleet import versions, workflow_ids
 from dagfleet.config import WorkflowConfig, validate_config
 from dagfleet.errors import DagfleetError
 from dagfleet.settings import TASK_WORKFLOW, Settings, read_setting
@@ -121,12 +123,31 @@ def materialize(settings: Settings, record: Record, dag: bytes) -> None:
     store.write_dag(record.workflow_id, dag)
 
 
-def prepare(settings: Settings, environ: Mapping[str, str] | None = None) -> str:
-    """Make the task's DAG available; returns how ("pod-override", "sync" or "none")."""
+def bundle_version(args: Sequence[str]) -> str | None:
+    """The run's dagfleet bundle version from the workload Airflow put in the args
+    (``execute_workload --json-string '{"bundle_info": {"version": …}}'``), or None."""
+    if "--json-string" not in args or args.index("--json-string") + 1 >= len(args):
+        return None
+    try:
+        workload = json.loads(args[args.index("--json-string") + 1])
+        version = workload["bundle_info"]["version"]
+    except (ValueError, KeyError, TypeError):
+        return None
+    return version if isinstance(version, str) and versions.VERSION_RE.fullmatch(version) else None
+
+
+def prepare(settings: Settings, environ: Mapping[str, str] | None = None, args: Sequence[str] = ()) -> str:
+    """Make the task's DAG available; returns how ("pod-override", "sync" or "none").
+
+    With the dagfleet bundle the pod override's DAG and record also become the run's version
+    snapshot (the override belongs to the task's DAG version, so they are that version's)."""
     payload = payload_from_env(os.environ if environ is None else environ)
     if payload is not None:
         record, dag = payload
         materialize(settings, record, dag)
+        version = bundle_version(args)
+        if version is not None:
+            versions.materialize(settings.dags_folder, version, record, dag)
         log.info("task pod: workflow %r materialized from the config the DAG was parsed with", record.workflow_id)
         return "pod-override"
     if settings.api_url or settings.static_workflows:

@@ -6,7 +6,7 @@ import configparser
 
 import pytest
 
-from dagfleet.parsing import DAG_PROCESSOR_DEFAULTS, SECTION
+from dagfleet.parsing import CORE_DEFAULTS, DAG_PROCESSOR_DEFAULTS, SECTION
 from support.chart import container, env_of, one, render_chart
 
 pytestmark = pytest.mark.helm
@@ -24,6 +24,7 @@ def test_dag_processor_reads_the_shipped_settings() -> None:
     docs = render_chart(show_only=SHOW)
     config = airflow_cfg(docs)
     assert dict(config[SECTION]) == DAG_PROCESSOR_DEFAULTS
+    assert {k: config["core"][k] for k in CORE_DEFAULTS} == CORE_DEFAULTS
     processor = container(one(docs, "Deployment", "dagfleet-dag-processor"), "dag-processor")
     assert env_of(processor)["AIRFLOW_CONFIG"].endswith("/airflow.cfg")
     assert not any(name.startswith("AIRFLOW__DAG_PROCESSOR__") for name in env_of(processor))

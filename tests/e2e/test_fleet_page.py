@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -24,6 +23,7 @@ import requests
 
 from support.net import free_port
 from support.paths import REPO
+from support.proc import stop_group
 from support.wait import wait_until
 
 BIN = Path(sys.executable).parent
@@ -105,17 +105,7 @@ def api_server(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[tuple
         wait_until("the api-server", healthy, 180, every=0.5)
         yield url, env
     finally:
-        # Its own process group: SIGINT, then SIGTERM, then SIGKILL (FACTS.md: children keep ports).
-        for sig, grace in ((signal.SIGINT, 30), (signal.SIGTERM, 10), (signal.SIGKILL, 5)):
-            try:
-                os.killpg(proc.pid, sig)
-            except ProcessLookupError:
-                break
-            try:
-                proc.wait(timeout=grace)
-                break
-            except subprocess.TimeoutExpired:
-                continue
+        stop_group(proc)  # its own process group: SIGINT, then SIGTERM, then SIGKILL
         log.close()
 
 

@@ -42,7 +42,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Airflow]:
     proc = subprocess.Popen(
         [sys.executable, str(REPO / "scripts" / "devstack.py"), "--workflows", str(workflows_file),
          "--run-dir", str(run_dir), "--port", str(port), "--config-port", str(free_port()),
-         "--sync-interval", str(SYNC_INTERVAL)],
+         "--sync-interval", str(SYNC_INTERVAL), "--removed-grace", "5"],
         stdout=log, stderr=subprocess.STDOUT, cwd=tmp, env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )  # fmt: skip
     try:

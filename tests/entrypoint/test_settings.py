@@ -82,6 +82,8 @@ SAMPLES: dict[str, tuple[str, Any]] = {
     "DAGFLEET_METRICS_PORT": ("9108", 9108),
     "DAGFLEET_STUCK_AFTER": ("600", 600.0),
     "DAGFLEET_STATUS_URL": ("http://s:9108/status.json", "http://s:9108/status.json"),
+    "DAGFLEET_VERSION_KEEP_HOURS": ("2.5", 2.5),
+    "DAGFLEET_REMOVED_GRACE": ("90", 90.0),
 }
 
 

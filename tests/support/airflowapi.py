@@ -15,6 +15,13 @@ from support.fleet import write_workflows
 from support.wait import wait_until
 
 
+def call(session: requests.Session, url: str, method: str, path: str, **kw: Any) -> Any:
+    """``METHOD {url}/api/v2{path}``: the JSON answer (None when empty); fails on any status >= 300."""
+    response = session.request(method, f"{url}/api/v2{path}", timeout=30, **kw)
+    assert response.status_code < 300, f"{method} {path}: {response.status_code} {response.text[:500]}"
+    return response.json() if response.content else None
+
+
 @dataclass
 class Airflow:
     url: str
@@ -23,9 +30,7 @@ class Airflow:
     dags: Path
 
     def api(self, method: str, path: str, **kw: Any) -> Any:
-        response = self.session.request(method, f"{self.url}/api/v2{path}", timeout=30, **kw)
-        assert response.status_code < 300, f"{method} {path}: {response.status_code} {response.text[:500]}"
-        return response.json() if response.content else None
+        return call(self.session, self.url, method, path, **kw)
 
     def dag_visible(self, dag_id: str) -> bool:
         response = self.session.get(f"{self.url}/api/v2/dags/{dag_id}", timeout=30)
