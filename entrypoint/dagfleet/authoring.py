@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from dagfleet import scheduling
 from dagfleet.config import ItemSpec, WorkflowConfig, validate_items
 from dagfleet.loader import load
 from dagfleet.settings import Settings, read_setting
@@ -50,6 +51,7 @@ class Workflow:
         if defaults.execution_timeout is not None:
             default_args["execution_timeout"] = defaults.execution_timeout
         default_args.update(task_defaults(self.id, config))  # KubernetesExecutor: the pod override
+        default_args.update(scheduling.task_args(config))  # pool, queue, priority, executor
         params = {
             name: Param(
                 spec.default,
@@ -72,6 +74,7 @@ class Workflow:
         }
         if config.max_active_runs is not None:
             kwargs["max_active_runs"] = config.max_active_runs
+        kwargs.update(scheduling.dag_kwargs(self.id, config))  # assets, timeouts, notifications
         return {**kwargs, **overrides}
 
     def pod_args(self) -> dict[str, Any]:
