@@ -236,6 +236,7 @@ declarations in entrypoint/dagfleet/settings.py. Takes the root context.
 - name: DAGFLEET_STATIC_WORKFLOWS
   value: {{ join "," . | quote }}
 {{- end }}
+{{- include "dagfleet.poolsEnv" . }}
 {{- with .Values.dagfleet }}
 - name: DAGFLEET_ALLOW_EMPTY
   value: {{ .allowEmpty | toString | quote }}
@@ -257,6 +258,18 @@ declarations in entrypoint/dagfleet/settings.py. Takes the root context.
   value: {{ .parseTimeout | toString | quote }}
 - name: DAGFLEET_LOG_LEVEL
   value: {{ .logLevel | quote }}
+{{- end }}
+{{- end }}
+
+{{/*
+dagfleet.poolsEnv: DAGFLEET_POOLS, the pools of .Values.pools as `airflow pools import` JSON (the
+sync checks workflows' `pool` against it; the migration Job imports it). Empty without pools.
+Takes the root context.
+*/}}
+{{- define "dagfleet.poolsEnv" -}}
+{{- with .Values.pools }}
+- name: DAGFLEET_POOLS
+  value: {{ toJson . | quote }}
 {{- end }}
 {{- end }}
 

@@ -128,15 +128,17 @@ def _pools(value: str) -> tuple[str, ...] | None:
         pools = json.loads(value)
     except ValueError:
         raise ValueError(expected) from None
-    if not isinstance(pools, dict) or not all(
-        isinstance(p, dict)
-        and isinstance(p.get("slots"), int)
-        and not isinstance(p["slots"], bool)
-        and p["slots"] >= -1
-        for p in pools.values()
-    ):
-        raise ValueError(expected + "; slots an integer >= -1 (-1: unlimited)")
+    if not isinstance(pools, dict) or not all(_importable_pool(p) for p in pools.values()):
+        raise ValueError(expected + "; slots an integer >= -1 (-1: unlimited), description a string")
     return tuple(sorted(pools))
+
+
+def _importable_pool(pool: Any) -> bool:
+    """One entry as ``airflow pools import`` takes it: ``slots`` and ``description`` both required."""
+    if not isinstance(pool, dict) or not isinstance(pool.get("description"), str):
+        return False
+    slots = pool.get("slots")
+    return isinstance(slots, int) and not isinstance(slots, bool) and slots >= -1
 
 
 def _executors(value: str) -> tuple[str, ...] | None:

@@ -22,7 +22,7 @@ from dagfleet.materializer import Materializer
 from dagfleet.retry import retry_policy
 from dagfleet.settings import Settings
 
-POOLS = json.dumps({"tenant_a": {"slots": 4, "description": "tenant A"}, "tenant_b": {"slots": 2}})
+POOLS = json.dumps({"tenant_a": {"slots": 4, "description": "tenant A"}, "tenant_b": {"slots": 2, "description": ""}})
 
 
 def _error(raw: dict[str, Any], declared: Declared | None = None) -> str:
@@ -150,7 +150,7 @@ def test_the_settings_read_the_declarations() -> None:
     assert settings.pools == ("tenant_a", "tenant_b")
     assert settings.executors == ("LocalExecutor", "tenant", "my.mod.Exec", "Exec")
     assert Settings.from_env({}).declared() == Declared(None, None)
-    for bad in ("[]", "{", '{"p": {"slots": "4"}}', '{"p": {"slots": -2}}', '{"p": 4}'):
+    for bad in ("[]", "{", '{"p": {"slots": "4"}}', '{"p": {"slots": -2}}', '{"p": 4}', '{"p": {"slots": 1}}'):
         with pytest.raises(DagfleetError, match="DAGFLEET_POOLS: expected a JSON object"):
             Settings.from_env({"DAGFLEET_POOLS": bad})
 

@@ -82,7 +82,7 @@ SAMPLES: dict[str, tuple[str, Any]] = {
     "DAGFLEET_METRICS_PORT": ("9108", 9108),
     "DAGFLEET_STUCK_AFTER": ("600", 600.0),
     "DAGFLEET_STATUS_URL": ("http://s:9108/status.json", "http://s:9108/status.json"),
-    "DAGFLEET_POOLS": ('{"b": {"slots": 2}, "a": {"slots": 1}}', ("a", "b")),
+    "DAGFLEET_POOLS": ('{"b": {"slots": 2, "description": ""}, "a": {"slots": 1, "description": "A"}}', ("a", "b")),
     "DAGFLEET_EXECUTORS": ("LocalExecutor,CeleryExecutor", ("LocalExecutor", "CeleryExecutor")),
 }
 
