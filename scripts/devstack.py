@@ -119,12 +119,31 @@ def airflow_environment(
         # AIRFLOW__DAG_PROCESSOR__* variable in the caller's environment wins for its key.
         **parsing.airflow_env(environ),
         "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "2",
+        **connections(environ),
     }
+
+
+def connections(environ: Mapping[str, str]) -> dict[str, str]:
+    """The caller's ``AIRFLOW_CONN_*`` connections (e.g. a workflow's notification webhook)."""
+    return {name: value for name, value in environ.items() if name.startswith("AIRFLOW_CONN_")}
+
+
+def import_pools(pools: Path, env: dict[str, str]) -> None:
+    """Create or update the declared pools in Airflow (idempotent: ``airflow pools import``)."""
+    result = subprocess.run(  # noqa: S603 - our own fixed argv
+        [str(BIN / "airflow"), "pools", "import", str(pools)], env=env, capture_output=True, text=True, check=False
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"airflow pools import {pools} failed: {(result.stderr or result.stdout).strip()[-500:]}")
+    log(f"pools of {pools} created or updated")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--workflows", type=Path, default=Path("examples/workflows.yaml"))
+    parser.add_argument(
+        "--pools", type=Path, default=Path("examples/pools.json"), help="Airflow pools (`airflow pools import` JSON)"
+    )
     parser.add_argument("--run-dir", type=Path, default=Path(".run"))
     parser.add_argument("--port", type=int, default=8080, help="Airflow UI/API port")
     parser.add_argument("--config-port", type=int, default=8765, help="reference config API port")
@@ -154,6 +173,7 @@ def main(argv: list[str] | None = None) -> int:
         "DAGFLEET_DAGS_FOLDER": str(dags),
         "DAGFLEET_SYNC_INTERVAL": str(args.sync_interval),
         "DAGFLEET_EXEC": "airflow",
+        "DAGFLEET_POOLS": args.pools.read_text(),  # what sync checks a workflow's `pool` against
     }
     airflow_env = airflow_environment(dagfleet_env, airflow_home, args.port, os.environ)
 
@@ -181,6 +201,7 @@ def main(argv: list[str] | None = None) -> int:
         stack.start("watch", [str(BIN / "dagfleet"), "watch"], dagfleet_env)
         log(f"waiting for Airflow at {airflow_url} (first start migrates the database, ~30-60 s)")
         _wait_http(f"{airflow_url}/api/v2/monitor/health", args.health_timeout, stack)
+        import_pools(args.pools.resolve(), airflow_env)
         log(f"READY {airflow_url}  login: admin / {password}  (Ctrl-C stops everything)")
         log(
             f"config API {config_url} serving {args.workflows}; edit it and DAGs follow within ~{args.sync_interval:g}s"

@@ -130,7 +130,7 @@ def _pools(value: str) -> tuple[str, ...] | None:
         raise ValueError(expected) from None
     if not isinstance(pools, dict) or not all(_importable_pool(p) for p in pools.values()):
         raise ValueError(expected + "; slots an integer >= -1 (-1: unlimited), description a string")
-    return tuple(sorted(pools))
+    return tuple(sorted(pools)) or None  # {}: nothing declared, as when unset (the chart's default)
 
 
 def _importable_pool(pool: Any) -> bool:
@@ -410,7 +410,7 @@ class Settings:
         "the Airflow pools the deployment declares, as `airflow pools import` JSON "
         '(`{"tenant_a": {"slots": 4, "description": "..."}}`): sync and `validate` reject a workflow whose '
         "`pool` is not among them (or `default_pool`); the chart and `make run` set it and create the pools",
-        shown_default="unset (pool names are not checked)",
+        shown_default="unset (pool names are not checked; `{}` is the same)",
     )
     executors: tuple[str, ...] | None = setting(
         "DAGFLEET_EXECUTORS",

@@ -9,65 +9,18 @@ file and watches Airflow follow without a restart.
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import signal
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
 import pytest
-import requests
 import yaml
 
-from support.fleet import write_workflows
-from support.net import free_port
 from support.paths import REPO
+from support.stack import Airflow, devstack
 from support.wait import wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.airflow]
 SYNC_INTERVAL = 2
-
-
-@dataclass
-class Airflow:
-    url: str
-    session: requests.Session
-    workflows_file: Path
-    dags: Path
-
-    def api(self, method: str, path: str, **kw: Any) -> Any:
-        response = self.session.request(method, f"{self.url}/api/v2{path}", timeout=30, **kw)
-        assert response.status_code < 300, f"{method} {path}: {response.status_code} {response.text[:500]}"
-        return response.json() if response.content else None
-
-    def dag_visible(self, dag_id: str) -> bool:
-        response = self.session.get(f"{self.url}/api/v2/dags/{dag_id}", timeout=30)
-        return response.status_code == 200 and not response.json().get("is_stale", False)
-
-    def run_to_completion(self, dag_id: str, conf: dict[str, Any], timeout: float = 240) -> dict[str, Any]:
-        self.api("PATCH", f"/dags/{dag_id}", json={"is_paused": False})
-        run = self.api("POST", f"/dags/{dag_id}/dagRuns", json={"logical_date": None, "conf": conf})
-        run_id = run["dag_run_id"]
-
-        def finished() -> dict[str, Any] | None:
-            state = self.api("GET", f"/dags/{dag_id}/dagRuns/{run_id}")
-            return state if state["state"] in ("success", "failed") else None
-
-        result = wait_until(f"run {run_id} of {dag_id}", finished, timeout, every=2)
-        if result["state"] != "success":
-            tis = self.api("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances")
-            states = [(t["task_id"], t["map_index"], t["state"]) for t in tis["task_instances"]]
-            pytest.fail(f"{dag_id} run failed: {states}")
-        return result
-
-    def write_workflows(self, workflows: dict[str, Any]) -> None:
-        write_workflows(self.workflows_file, workflows)
 
 
 @pytest.fixture(scope="module")
@@ -75,47 +28,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Airflow]:
     tmp = tmp_path_factory.mktemp("stack")
     workflows_file = tmp / "workflows.yaml"
     shutil.copy(REPO / "examples" / "workflows.yaml", workflows_file)
-    port = free_port()
-    run_dir = tmp / "run"
-    log = (tmp / "devstack.log").open("w+")
-    proc = subprocess.Popen(
-        [sys.executable, str(REPO / "scripts" / "devstack.py"), "--workflows", str(workflows_file),
-         "--run-dir", str(run_dir), "--port", str(port), "--config-port", str(free_port()),
-         "--sync-interval", str(SYNC_INTERVAL)],
-        stdout=log, stderr=subprocess.STDOUT, cwd=tmp, env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )  # fmt: skip
-    try:
-
-        def ready() -> bool:
-            assert proc.poll() is None, f"devstack exited: {Path(log.name).read_text()[-3000:]}"
-            return "READY" in Path(log.name).read_text()
-
-        wait_until("the stack to be healthy", ready, 360)
-        home = run_dir / "airflow"
-        password = json.loads((home / "simple_auth_manager_passwords.json.generated").read_text())["admin"]
-        url = f"http://localhost:{port}"
-        token = requests.post(f"{url}/auth/token", json={"username": "admin", "password": password}, timeout=30)
-        assert token.status_code in (200, 201), token.text
-        session = requests.Session()
-        session.headers["Authorization"] = f"Bearer {token.json()['access_token']}"
-        yield Airflow(url, session, workflows_file, home / "dags")
-    finally:
-        started = time.monotonic()
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=90)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            raise
-        finally:
-            print(f"devstack stopped in {time.monotonic() - started:.1f}s", file=sys.stderr)
-            log.close()
-        # Ctrl-C really stopped Airflow: nothing listens on its port any more. SO_REUSEADDR
-        # ignores the TIME_WAIT connections a stopped server leaves; a live listener still fails.
-        with socket.socket() as sock:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.bind(("0.0.0.0", port))  # the api-server listened on every address
-            sock.listen()
+    with devstack(tmp, workflows_file, SYNC_INTERVAL) as airflow:
+        yield airflow
 
 
 def _pod_free_workflow(template: str = "demo") -> str:
