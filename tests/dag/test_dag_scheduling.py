@@ -12,16 +12,15 @@ import json
 import os
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from datetime import timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from support.dag import make_dags, parse_dags
+from support.webhook import webhook_receiver
 
 pytestmark = pytest.mark.airflow
 
@@ -91,27 +90,10 @@ def test_a_workflow_without_the_fields_keeps_airflows_defaults(bag: Any) -> None
 
 
 # -- notifications -------------------------------------------------------------------------------
-class _Webhook(BaseHTTPRequestHandler):
-    received: list[tuple[str, dict[str, Any]]]
-
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers["Content-Length"]))
-        self.server.received.append((self.path, json.loads(body)))  # type: ignore[attr-defined]
-        self.send_response(204)
-        self.end_headers()
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
-
 @pytest.fixture(scope="module")
 def webhook() -> Iterator[Any]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Webhook)
-    server.received = []  # type: ignore[attr-defined]
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield server
-    server.shutdown()
-    server.server_close()
+    with webhook_receiver() as server:
+        yield server
 
 
 @pytest.fixture(scope="module")

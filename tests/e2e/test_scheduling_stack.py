@@ -13,9 +13,7 @@ environment:
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -23,6 +21,7 @@ import pytest
 from support.fleet import write_workflows
 from support.stack import Airflow, devstack
 from support.wait import wait_until
+from support.webhook import webhook_receiver
 
 pytestmark = [pytest.mark.e2e, pytest.mark.airflow]
 
@@ -37,25 +36,10 @@ WORKFLOWS = {
 POOLS = {"tenant_a": {"slots": 2, "description": "tenant A"}}
 
 
-class _Webhook(BaseHTTPRequestHandler):
-    def do_POST(self) -> None:
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        self.server.received.append(body)  # type: ignore[attr-defined]
-        self.send_response(204)
-        self.end_headers()
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
-
 @pytest.fixture(scope="module")
 def webhook() -> Iterator[Any]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Webhook)
-    server.received = []  # type: ignore[attr-defined]
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    yield server
-    server.shutdown()
-    server.server_close()
+    with webhook_receiver() as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +55,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory, webhook: Any) -> Iterator[Ai
 
 
 def _events(webhook: Any, dag_id: str, event: str) -> list[dict[str, Any]]:
-    return [body for body in webhook.received if (body["dag_id"], body["event"]) == (dag_id, event)]
+    return [body for _, body in webhook.received if (body["dag_id"], body["event"]) == (dag_id, event)]
 
 
 def test_a_producer_run_triggers_the_consumer_through_its_asset(stack: Airflow, webhook: Any) -> None:
