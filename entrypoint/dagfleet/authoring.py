@@ -38,7 +38,8 @@ class Workflow:
 
     def dag_args(self, **overrides: Any) -> dict[str, Any]:
         """``DAG(**wf.dag_args())``: dag_id, description, schedule, start_date, catchup, tags,
-        params, default_args, doc_md (and max_active_runs when set); ``overrides`` win."""
+        params, default_args, doc_md (and max_active_runs and the scheduling controls of
+        dagfleet.scheduling when set); ``overrides`` win."""
         from airflow.sdk import Param
 
         config = self.config
