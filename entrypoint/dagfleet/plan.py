@@ -13,6 +13,7 @@ from typing import Any
 
 from dagfleet.config import Declared, config_error, validate_config
 from dagfleet.errors import WorkflowConfigError
+from dagfleet.scheduling import asset_problems
 from dagfleet.store import TRAILER_PREFIX, Record, dag_bytes, dag_file_name
 from dagfleet.template_library import Template, TemplateError, TemplateLibrary
 
@@ -105,6 +106,9 @@ def check_workflow(workflow_id: str, raw: Any, library: TemplateLibrary, declare
     its template exists, its spec against the template's schema. Returns the template, or raises
     ``WorkflowConfigError`` (one line)."""
     config = validate_config(workflow_id, raw, declared)
+    refused = asset_problems(config)  # imports Airflow, only when the config names assets
+    if refused:
+        raise config_error(workflow_id, refused)
     try:
         template = library.get(config.template)
     except TemplateError as err:

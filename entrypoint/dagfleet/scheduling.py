@@ -8,10 +8,11 @@ the DAG-level ones (max_active_tasks, dagrun_timeout, an asset schedule, notific
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from dagfleet.assets import OUTLETS, AssetCondition
-from dagfleet.config import WorkflowConfig
+from dagfleet.config import Problem, WorkflowConfig
 
 TASK_FIELDS = ("pool", "pool_slots", "priority_weight", "weight_rule", "queue", "executor")
 
@@ -38,3 +39,33 @@ def dag_kwargs(workflow_id: str, config: WorkflowConfig) -> dict[str, Any]:
     else:
         OUTLETS.pop(workflow_id, None)
     return kwargs
+
+
+def asset_problems(config: WorkflowConfig) -> list[Problem]:
+    """Asset URIs Airflow itself would refuse when it parses the DAG (a provider's URI rules, e.g.
+    ``postgres://`` needs database, schema and table): found at sync, so the workflow keeps its last
+    known good DAG instead of becoming an import error. Without Airflow installed: not checked."""
+    named = [("outlets", index, uri) for index, uri in enumerate(config.outlets)]
+    if isinstance(config.schedule, AssetCondition):
+        named += [("schedule", None, uri) for uri in config.schedule.uris()]
+    problems: list[Problem] = []
+    for field, index, uri in named:
+        refused = _airflow_refuses(uri)
+        if refused:
+            problems.append(
+                (field if index is None else f"{field}[{index}]", f"Airflow refuses the asset URI: {refused}")
+            )
+    return problems
+
+
+@functools.lru_cache(maxsize=4096)
+def _airflow_refuses(uri: str) -> str | None:
+    try:
+        from airflow.sdk import Asset
+    except ImportError:  # `dagfleet validate` without Airflow: the URI's form was checked already
+        return None
+    try:
+        Asset(uri)
+    except ValueError as err:
+        return " ".join(str(err).split())[:200]
+    return None

@@ -147,3 +147,29 @@ def test_a_connection_that_is_not_a_url_fails_without_leaking_it() -> None:
     with pytest.raises(ValueError, match="connection 'h' must be an http or https URL") as err:
         webhook_url(Connection(conn_id="h", conn_type="ftp", host="secret-host", password="pw"))  # noqa: S106 - fake
     assert "secret-host" not in str(err.value) and "pw" not in str(err.value)
+
+
+def test_an_asset_uri_airflow_refuses_is_rejected_at_sync_not_at_parse(config_api_factory: Any, tmp_path: Path) -> None:
+    """`postgres://x` has dagfleet's form but Airflow's postgres rule needs database, schema and
+    table: sync rejects the new config on one line and the workflow keeps its last known good DAG."""
+    from dagfleet.client import ConfigClient
+    from dagfleet.materializer import Materializer
+    from dagfleet.retry import retry_policy
+    from dagfleet.settings import Settings
+
+    api = config_api_factory({"tenant": {"outlets": ["s3://bucket/ok"]}})
+    settings = Settings(api_url=api.url, api_key_value="test-key-123", dags_folder=tmp_path / "dags", retries=2)
+
+    def sync() -> Any:
+        return Materializer(settings, ConfigClient.from_settings(settings, retrying=retry_policy(2, initial=0))).sync()
+
+    assert sync().problems == []
+    api.write({"tenant": {"outlets": ["postgres://x"], "schedule": {"any": ["s3://bucket/ok", "postgres://h/db"]}}})
+    problems = sync().problems
+    assert len(problems) == 1 and "\n" not in problems[0]
+    assert (
+        "config field 'outlets[0]': Airflow refuses the asset URI: URI format postgres:// must contain" in problems[0]
+    )
+    assert "config field 'schedule': Airflow refuses the asset URI" in problems[0]
+    assert problems[0].endswith("kept its last known good config")
+    assert settings.store.record("tenant").config == {"outlets": ["s3://bucket/ok"]}  # type: ignore[union-attr]
