@@ -25,6 +25,7 @@ from types import FrameType
 from dagfleet import parsing
 
 BIN = Path(sys.executable).parent
+EXAMPLE_POOLS = Path(__file__).resolve().parents[1] / "examples" / "pools.json"  # wherever it is started
 # Airflow's components stop on SIGINT within seconds, but LocalExecutor workers ignore SIGINT
 # and SIGTERM once their parent is gone: whatever is left after the grace periods gets SIGKILL.
 STOP_SEQUENCE = ((signal.SIGINT, 8.0), (signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0))
@@ -141,9 +142,7 @@ def import_pools(pools: Path, env: dict[str, str]) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--workflows", type=Path, default=Path("examples/workflows.yaml"))
-    parser.add_argument(
-        "--pools", type=Path, default=Path("examples/pools.json"), help="Airflow pools (`airflow pools import` JSON)"
-    )
+    parser.add_argument("--pools", type=Path, default=EXAMPLE_POOLS, help="Airflow pools (`airflow pools import` JSON)")
     parser.add_argument("--run-dir", type=Path, default=Path(".run"))
     parser.add_argument("--port", type=int, default=8080, help="Airflow UI/API port")
     parser.add_argument("--config-port", type=int, default=8765, help="reference config API port")

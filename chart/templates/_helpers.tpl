@@ -236,7 +236,9 @@ declarations in entrypoint/dagfleet/settings.py. Takes the root context.
 - name: DAGFLEET_STATIC_WORKFLOWS
   value: {{ join "," . | quote }}
 {{- end }}
-{{- include "dagfleet.poolsEnv" . }}
+{{- with include "dagfleet.declaredEnv" . }}
+{{ . }}
+{{- end }}
 {{- with .Values.dagfleet }}
 - name: DAGFLEET_ALLOW_EMPTY
   value: {{ .allowEmpty | toString | quote }}
@@ -262,11 +264,13 @@ declarations in entrypoint/dagfleet/settings.py. Takes the root context.
 {{- end }}
 
 {{/*
-dagfleet.poolsEnv: DAGFLEET_POOLS, the pools of .Values.pools as `airflow pools import` JSON (the
-sync checks workflows' `pool` against it; the migration Job imports it). Empty without pools.
-Takes the root context.
+dagfleet.declaredEnv: DAGFLEET_POOLS, the pools of .Values.pools as `airflow pools import` JSON (the
+sync checks workflows' `pool` against it; the migration Job imports it), and DAGFLEET_EXECUTORS,
+the chart's executor (a workflow's `executor` must be it). Takes the root context.
 */}}
-{{- define "dagfleet.poolsEnv" -}}
+{{- define "dagfleet.declaredEnv" -}}
+- name: DAGFLEET_EXECUTORS
+  value: {{ .Values.executor | quote }}
 {{- with .Values.pools }}
 - name: DAGFLEET_POOLS
   value: {{ toJson . | quote }}

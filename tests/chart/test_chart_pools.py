@@ -1,5 +1,6 @@
-"""Pools declared in the chart's values (`pools`): DAGFLEET_POOLS for every syncing container, and
-the migration Job's command, run for real against a SQLite Airflow, creating and updating them."""
+"""Pools declared in the chart's values (`pools`) and its executor: DAGFLEET_POOLS and
+DAGFLEET_EXECUTORS for every syncing container, and the migration Job's command, run for real
+against a SQLite Airflow, creating and updating the pools."""
 
 from __future__ import annotations
 
@@ -32,7 +33,7 @@ def test_every_syncing_container_gets_the_declared_pools() -> None:
     docs = render_chart({"pools": POOLS})
     envs = [env_of(c) for doc in workloads(docs) for c in containers(doc)]
     declared = [env["DAGFLEET_POOLS"] for env in envs if "DAGFLEET_POOLS" in env]
-    synced = [env for env in envs if "DAGFLEET_DAGS_FOLDER" in env]
+    synced = [env for env in envs if "DAGFLEET_SYNC_INTERVAL" in env]  # the syncing containers
     assert synced and len(declared) >= len(synced)
     assert {json.dumps(json.loads(d), sort_keys=True) for d in declared} == {json.dumps(POOLS, sort_keys=True)}
     assert read_setting({"DAGFLEET_POOLS": declared[0]}, "DAGFLEET_POOLS") == ("tenant_a", "tenant_b")
@@ -83,3 +84,11 @@ def test_the_migration_job_creates_and_updates_the_pools(tmp_path: Path) -> None
     env["DAGFLEET_POOLS"] = json.dumps({**POOLS, "tenant_a": {"slots": 8, "description": "Tenant A, grown"}})
     run([*migrate["command"][:2], script])  # a helm upgrade runs it again: updated in place
     assert pools()["tenant_a"] == (8, "Tenant A, grown")
+
+
+@pytest.mark.parametrize("executor", ["LocalExecutor", "CeleryExecutor", "KubernetesExecutor"])
+def test_sync_is_told_the_charts_executor(executor: str) -> None:
+    docs = render_chart({"executor": executor})
+    synced = [env_of(c) for doc in workloads(docs) for c in containers(doc) if "DAGFLEET_SYNC_INTERVAL" in env_of(c)]
+    assert synced and {env["DAGFLEET_EXECUTORS"] for env in synced} == {executor}
+    assert read_setting({"DAGFLEET_EXECUTORS": executor}, "DAGFLEET_EXECUTORS") == (executor,)

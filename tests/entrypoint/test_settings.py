@@ -226,6 +226,7 @@ CHART_DIFFERS = {
     "DAGFLEET_API_URL": "configApi.url: the chart refuses to render without a workflow source",
     "DAGFLEET_METRICS_PORT": "dagfleet.metrics is on by default: the sidecar's probes need /healthz and /readyz",
     "DAGFLEET_STATUS_URL": "the api-server has no dags folder: its Fleet page reads the sidecar's /status.json",
+    "DAGFLEET_EXECUTORS": "the chart's executor lives in airflow.cfg, not AIRFLOW__CORE__EXECUTOR: sync is told it",
 }
 
 
