@@ -264,13 +264,22 @@ declarations in entrypoint/dagfleet/settings.py. Takes the root context.
 {{- end }}
 
 {{/*
-dagfleet.declaredEnv: DAGFLEET_POOLS, the pools of .Values.pools as `airflow pools import` JSON (the
-sync checks workflows' `pool` against it; the migration Job imports it), and DAGFLEET_EXECUTORS,
-the chart's executor (a workflow's `executor` must be it). Takes the root context.
+dagfleet.declaredEnv: what the deployment declares, for sync to check workflows against:
+DAGFLEET_EXECUTORS (the chart's executor: a workflow's `executor` must be it) and the pools
+(dagfleet.poolsEnv). Takes the root context.
 */}}
 {{- define "dagfleet.declaredEnv" -}}
 - name: DAGFLEET_EXECUTORS
   value: {{ .Values.executor | quote }}
+{{- include "dagfleet.poolsEnv" . }}
+{{- end }}
+
+{{/*
+dagfleet.poolsEnv: DAGFLEET_POOLS, the pools of .Values.pools as `airflow pools import` JSON (sync
+checks workflows' `pool` against it; the migration Job imports it). Empty without pools. Takes the
+root context.
+*/}}
+{{- define "dagfleet.poolsEnv" -}}
 {{- with .Values.pools }}
 - name: DAGFLEET_POOLS
   value: {{ toJson . | quote }}
