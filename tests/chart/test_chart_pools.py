@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from dagfleet.settings import read_setting
-from support.chart import HelmFailedError, container, containers, env_of, render_chart, workloads
+from support.chart import container, containers, env_of, render_chart, workloads
 
 pytestmark = pytest.mark.helm
 
@@ -43,15 +43,6 @@ def test_without_pools_nothing_changes() -> None:
     docs = render_chart({})
     assert not any("DAGFLEET_POOLS" in json.dumps(doc) for doc in docs)
     assert _migrate({})["command"] == ["airflow", "db", "migrate"]
-
-
-@pytest.mark.parametrize(
-    "pools",
-    [{"bad name": {"slots": 1, "description": ""}}, {"p": {"slots": -2, "description": ""}}, {"p": {"slots": 1}}],
-)
-def test_the_schema_refuses_pools_airflow_would_not_import(pools: dict) -> None:
-    with pytest.raises(HelmFailedError):
-        render_chart({"pools": pools})
 
 
 def test_the_migration_job_creates_and_updates_the_pools(tmp_path: Path) -> None:
