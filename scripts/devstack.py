@@ -25,6 +25,7 @@ from types import FrameType
 from dagfleet import parsing
 
 BIN = Path(sys.executable).parent
+EXAMPLE_POOLS = Path(__file__).resolve().parents[1] / "examples" / "pools.json"  # wherever it is started
 # Airflow's components stop on SIGINT within seconds, but LocalExecutor workers ignore SIGINT
 # and SIGTERM once their parent is gone: whatever is left after the grace periods gets SIGKILL.
 STOP_SEQUENCE = ((signal.SIGINT, 8.0), (signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0))
@@ -119,6 +120,7 @@ def airflow_environment(
         # AIRFLOW__DAG_PROCESSOR__* variable in the caller's environment wins for its key.
         **parsing.airflow_env(environ),
         "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "2",
+        **connections(environ),
     }
 
 
@@ -126,12 +128,26 @@ def _announce_templates_and_status(templates: Path | None, dags: Path) -> None:
     if templates:
         log(f"templates: {templates} and the shipped ones; an edit reaches the DAGs the same way")
     log(f"fleet status: DAGFLEET_DAGS_FOLDER={dags} .venv/bin/dagfleet status  (or: make status)")
+def connections(environ: Mapping[str, str]) -> dict[str, str]:
+    """The caller's ``AIRFLOW_CONN_*`` connections (e.g. a workflow's notification webhook)."""
+    return {name: value for name, value in environ.items() if name.startswith("AIRFLOW_CONN_")}
+
+
+def import_pools(pools: Path, env: dict[str, str]) -> None:
+    """Create or update the declared pools in Airflow (idempotent: ``airflow pools import``)."""
+    result = subprocess.run(  # noqa: S603 - our own fixed argv
+        [str(BIN / "airflow"), "pools", "import", str(pools)], env=env, capture_output=True, text=True, check=False
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"airflow pools import {pools} failed: {(result.stderr or result.stdout).strip()[-500:]}")
+    log(f"pools of {pools} created or updated")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--workflows", type=Path, default=Path("examples/workflows.yaml"))
     parser.add_argument("--templates", type=Path, default=None, help="your templates folder (DAGFLEET_TEMPLATES)")
+    parser.add_argument("--pools", type=Path, default=EXAMPLE_POOLS, help="Airflow pools (`airflow pools import` JSON)")
     parser.add_argument("--run-dir", type=Path, default=Path(".run"))
     parser.add_argument("--port", type=int, default=8080, help="Airflow UI/API port")
     parser.add_argument("--config-port", type=int, default=8765, help="reference config API port")
@@ -165,6 +181,7 @@ def main(argv: list[str] | None = None) -> int:
         "DAGFLEET_EXEC": "airflow",
         # Your templates add to the shipped ones; every sync re-reads them, so an edit reaches the DAGs.
         **({"DAGFLEET_TEMPLATES": str(args.templates.resolve())} if args.templates else {}),
+        "DAGFLEET_POOLS": args.pools.read_text(),  # what sync checks a workflow's `pool` against
     }
     airflow_env = airflow_environment(dagfleet_env, airflow_home, args.port, os.environ)
 
@@ -192,6 +209,7 @@ def main(argv: list[str] | None = None) -> int:
         stack.start("watch", [str(BIN / "dagfleet"), "watch"], dagfleet_env)
         log(f"waiting for Airflow at {airflow_url} (first start migrates the database, ~30-60 s)")
         _wait_http(f"{airflow_url}/api/v2/monitor/health", args.health_timeout, stack)
+        import_pools(args.pools.resolve(), airflow_env)
         log(f"READY {airflow_url}  login: admin / {password}  (Ctrl-C stops everything)")
         log(
             f"config API {config_url} serving {args.workflows}; edit it and DAGs follow within ~{args.sync_interval:g}s"

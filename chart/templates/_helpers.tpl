@@ -236,6 +236,9 @@ declarations in entrypoint/dagfleet/settings.py. Takes the root context.
 - name: DAGFLEET_STATIC_WORKFLOWS
   value: {{ join "," . | quote }}
 {{- end }}
+{{- with include "dagfleet.declaredEnv" . }}
+{{ . }}
+{{- end }}
 {{- with .Values.dagfleet }}
 - name: DAGFLEET_ALLOW_EMPTY
   value: {{ .allowEmpty | toString | quote }}
@@ -257,6 +260,29 @@ declarations in entrypoint/dagfleet/settings.py. Takes the root context.
   value: {{ .parseTimeout | toString | quote }}
 - name: DAGFLEET_LOG_LEVEL
   value: {{ .logLevel | quote }}
+{{- end }}
+{{- end }}
+
+{{/*
+dagfleet.declaredEnv: what the deployment declares, for sync to check workflows against:
+DAGFLEET_EXECUTORS (the chart's executor: a workflow's `executor` must be it) and the pools
+(dagfleet.poolsEnv). Takes the root context.
+*/}}
+{{- define "dagfleet.declaredEnv" -}}
+- name: DAGFLEET_EXECUTORS
+  value: {{ .Values.executor | quote }}
+{{- include "dagfleet.poolsEnv" . }}
+{{- end }}
+
+{{/*
+dagfleet.poolsEnv: DAGFLEET_POOLS, the pools of .Values.pools as `airflow pools import` JSON (sync
+checks workflows' `pool` against it; the migration Job imports it). Empty without pools. Takes the
+root context.
+*/}}
+{{- define "dagfleet.poolsEnv" -}}
+{{- with .Values.pools }}
+- name: DAGFLEET_POOLS
+  value: {{ toJson . | quote }}
 {{- end }}
 {{- end }}
 

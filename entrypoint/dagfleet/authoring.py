@@ -14,6 +14,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from dagfleet import scheduling
 from dagfleet.config import ItemSpec, WorkflowConfig, validate_items
 from dagfleet.loader import load
 from dagfleet.settings import Settings, read_setting
@@ -40,7 +41,8 @@ class Workflow:
 
     def dag_args(self, **overrides: Any) -> dict[str, Any]:
         """``DAG(**wf.dag_args())``: dag_id, description, schedule, start_date, catchup, tags,
-        params, default_args, doc_md (and max_active_runs when set); ``overrides`` win."""
+        params, default_args, doc_md (and max_active_runs and the scheduling controls of
+        dagfleet.scheduling when set); ``overrides`` win."""
         from airflow.sdk import Param
 
         config = self.config
@@ -53,6 +55,7 @@ class Workflow:
         if defaults.execution_timeout is not None:
             default_args["execution_timeout"] = defaults.execution_timeout
         default_args.update(task_defaults(self.id, config))  # KubernetesExecutor: the pod override
+        default_args.update(scheduling.task_args(config))  # pool, queue, priority, executor
         params = {
             name: Param(
                 spec.default,
@@ -76,6 +79,7 @@ class Workflow:
         }
         if config.max_active_runs is not None:
             kwargs["max_active_runs"] = config.max_active_runs
+        kwargs.update(scheduling.dag_kwargs(self.id, config))  # assets, timeouts, notifications
         return {**kwargs, **overrides}
 
     def pod_args(self) -> dict[str, Any]:

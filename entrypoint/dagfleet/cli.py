@@ -369,13 +369,13 @@ def cmd_validate(settings: Settings, file: Path | None, templates: Path | None) 
         settings = replace(settings, templates_folder=templates)
     library = settings.template_library()
     if file is not None:
-        result = validate_file(file, library)
+        result = validate_file(file, library, settings.declared())
     elif settings.api_url:
         from dagfleet.client import ConfigClient
 
         client = ConfigClient.from_settings(settings)
         try:
-            result = validate_api(client, library)
+            result = validate_api(client, library, settings.declared())
         finally:
             client.close()
     else:

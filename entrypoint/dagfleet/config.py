@@ -11,6 +11,7 @@ import functools
 import json
 import re
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
@@ -27,6 +28,7 @@ from pydantic import (
     field_validator,
 )
 
+from dagfleet.assets import AssetCondition, asset_uri, is_condition, parse_condition
 from dagfleet.errors import WorkflowConfigError
 
 DEFAULT_START_DATE = datetime(2024, 1, 1, tzinfo=UTC)
@@ -44,6 +46,11 @@ QUANTITY = re.compile(r"[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+|[numkM
 RESOURCE_NAME = re.compile(r"([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[a-z0-9]([-a-z0-9_.]*[a-z0-9])?")
 ITEM_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
 IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,99}")
+# Scheduling names (docs/config.md): Airflow pools, Celery queues, executors, connection IDs.
+POOL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,255}")
+QUEUE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,199}")
+EXECUTOR_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*){0,20}")
+CONN_ID = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,249}")
 _DURATION_KEYS = frozenset({"days", "hours", "minutes", "seconds"})
 _DURATION_HINT = "a duration: seconds, {'minutes': 30}-style object or ISO 8601 like 'PT30M'"
 
@@ -102,9 +109,11 @@ def _parse_duration(value: Any) -> timedelta:
     return result
 
 
-def _schedule(value: Any) -> str | timedelta | None:
-    if value is None:
-        return None
+def _schedule(value: Any) -> str | timedelta | AssetCondition | None:
+    if value is None or isinstance(value, AssetCondition):
+        return value
+    if is_condition(value):
+        return parse_condition(value)
     if isinstance(value, str):
         text = " ".join(value.split())
         if text.startswith("@"):
@@ -118,7 +127,7 @@ def _schedule(value: Any) -> str | timedelta | None:
         return _duration(value)
     raise ValueError(
         "expected null, a preset like '@daily', a cron expression like '0 3 * * *', "
-        f"or a duration like {{'minutes': 30}} / 'PT30M', got {_shown(value)}"
+        f"a duration like {{'minutes': 30}} / 'PT30M' or assets like {{'assets': ['s3://b/k']}}, got {_shown(value)}"
     )
 
 
@@ -145,7 +154,23 @@ def _start_date(value: Any) -> datetime:
     raise ValueError(f"expected an ISO 8601 date like '2024-01-01', got {_shown(value)}")
 
 
+def _named(pattern: re.Pattern[str], what: str) -> Any:
+    """A BeforeValidator: a string ``pattern`` matches in full, else ValueError naming ``what``."""
+
+    def check(value: Any) -> Any:
+        if not isinstance(value, str) or not pattern.fullmatch(value):
+            raise ValueError(f"{_shown(value)} is not a valid {what}")
+        return value
+
+    return BeforeValidator(check)
+
+
 Duration = Annotated[timedelta, BeforeValidator(_duration)]
+PoolName = Annotated[str, _named(POOL_NAME, "pool name (letters, digits, '_', '.', '-'; at most 256)")]
+QueueName = Annotated[str, _named(QUEUE_NAME, "queue name (letters, digits, '_', '.', ':', '-'; at most 200)")]
+ExecutorName = Annotated[str, _named(EXECUTOR_NAME, "executor name (a class name, alias or module path)")]
+ConnId = Annotated[str, _named(CONN_ID, "Airflow connection ID (letters, digits, '_', '.', '-'; at most 250)")]
+AssetUri = Annotated[str, BeforeValidator(asset_uri)]
 
 
 # -- models ----------------------------------------------------------------------------------
@@ -380,11 +405,22 @@ class DefaultArgs(_Model):
     owner: str = "dagfleet"
 
 
+class NotifyTarget(_Model):
+    """Where a notification goes: the webhook URL is the Airflow connection's, never the config's."""
+
+    connection: ConnId
+
+
+class Notify(_Model):
+    on_failure: NotifyTarget | None = None
+    on_success: NotifyTarget | None = None
+
+
 class WorkflowConfig(_Model):
     """One workflow. ``{}`` is valid: every field has a default (see docs/config.md)."""
 
     description: str | None = None
-    schedule: Annotated[str | timedelta | None, BeforeValidator(_schedule)] = None
+    schedule: Annotated[str | timedelta | AssetCondition | None, BeforeValidator(_schedule)] = None
     start_date: Annotated[datetime, BeforeValidator(_start_date)] = DEFAULT_START_DATE
     catchup: StrictBool = False  # true or false: "yes" or 1 is an error, not a guess
     max_active_runs: int | None = Field(default=None, ge=1, le=1000)  # None: Airflow's default
@@ -393,6 +429,17 @@ class WorkflowConfig(_Model):
     params: dict[str, ParamField] = Field(default_factory=dict)
     items: list[ItemField] = Field(default_factory=lambda: [ItemSpec(name=n) for n in DEFAULT_ITEMS])
     max_items: int = Field(default=64, ge=1, le=1024)
+    # Scheduling controls (docs/config.md, "Scheduling controls"); None: Airflow's default.
+    pool: PoolName | None = None
+    pool_slots: int | None = Field(default=None, ge=1, le=10_000)
+    priority_weight: int | None = Field(default=None, ge=-100_000, le=100_000)
+    weight_rule: Literal["downstream", "upstream", "absolute"] | None = None
+    queue: QueueName | None = None
+    executor: ExecutorName | None = None
+    max_active_tasks: int | None = Field(default=None, ge=1, le=10_000)
+    dagrun_timeout: Duration | None = None
+    outlets: list[AssetUri] = Field(default_factory=list, max_length=64)
+    notify: Notify = Field(default_factory=Notify)
     pod: PodSpec | None = None
     # Which base DAG (template) this workflow is a copy of; None: DAGFLEET_DEFAULT_TEMPLATE.
     template: str | None = Field(default=None, pattern=r"^[A-Za-z][A-Za-z0-9_]{0,62}$")
@@ -442,6 +489,33 @@ def item_problems(config: WorkflowConfig, items: Iterable[ItemSpec], where: str 
             )
     if count > config.max_items:
         problems.append((where, f"{count} items is more than max_items ({config.max_items})"))
+    return problems
+
+
+@dataclass(frozen=True)
+class Declared:
+    """What the deployment declares (DAGFLEET_POOLS, DAGFLEET_EXECUTORS); None: not known, not checked."""
+
+    pools: tuple[str, ...] | None = None
+    executors: tuple[str, ...] | None = None
+
+
+DEFAULT_POOL = "default_pool"  # Airflow always has it
+
+
+def declared_problems(config: WorkflowConfig, declared: Declared) -> list[Problem]:
+    """A pool or executor the deployment does not have: its tasks would never run."""
+    problems: list[Problem] = []
+    pools = declared.pools
+    if config.pool is not None and pools is not None and config.pool not in {*pools, DEFAULT_POOL}:
+        known = ", ".join([DEFAULT_POOL, *pools])
+        problems.append(("pool", f"pool {config.pool!r} is not declared (declared: {known}); declare it or pick one"))
+    executors = declared.executors
+    if config.executor is not None and executors is not None and config.executor not in executors:
+        known = ", ".join(executors)
+        problems.append(
+            ("executor", f"executor {config.executor!r} is not configured in Airflow (configured: {known})")
+        )
     return problems
 
 
@@ -535,8 +609,9 @@ def config_error(
     return error
 
 
-def validate_config(workflow_id: str, raw: Mapping[str, Any]) -> WorkflowConfig:
-    """Validate one workflow's raw config, or raise ``WorkflowConfigError`` (one line, every field)."""
+def validate_config(workflow_id: str, raw: Mapping[str, Any], declared: Declared | None = None) -> WorkflowConfig:
+    """Validate one workflow's raw config, or raise ``WorkflowConfigError`` (one line, every field);
+    with ``declared``, also that its pool and executor exist."""
     if not isinstance(raw, Mapping):
         got = type(raw).__name__
         raise config_error(workflow_id, [("(the whole config)", f"expected a JSON object, got {got}")])
@@ -544,7 +619,7 @@ def validate_config(workflow_id: str, raw: Mapping[str, Any]) -> WorkflowConfig:
         config = WorkflowConfig.model_validate(dict(raw))
     except ValidationError as err:
         raise config_error(workflow_id, _pydantic_problems(err)) from None
-    problems = _cross_problems(config)
+    problems = _cross_problems(config) + declared_problems(config, declared or Declared())
     if problems:
         raise config_error(workflow_id, problems)
     return config

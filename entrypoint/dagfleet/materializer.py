@@ -192,6 +192,7 @@ class Materializer:
             self.settings.template_library(),
             __version__,
             time.time(),
+            self.settings.declared(),
         )
         plan.problems[:0] = problems
         final = self._apply(plan, manifest)

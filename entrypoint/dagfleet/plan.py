@@ -11,8 +11,9 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from dagfleet.config import config_error, validate_config
+from dagfleet.config import Declared, config_error, validate_config
 from dagfleet.errors import WorkflowConfigError
+from dagfleet.scheduling import asset_problems
 from dagfleet.store import TRAILER_PREFIX, Record, dag_bytes, dag_file_name
 from dagfleet.template_library import Template, TemplateError, TemplateLibrary
 
@@ -100,10 +101,14 @@ def _template_problem(workflow_id: str, raw: dict[str, Any], err: TemplateError)
     return config_error(workflow_id, [(field_name, str(err))])
 
 
-def check_workflow(workflow_id: str, raw: Any, library: TemplateLibrary) -> Template:
-    """Validate one raw config: the fleet fields, its template exists, its spec against the
-    template's schema. Returns the template, or raises ``WorkflowConfigError`` (one line)."""
-    config = validate_config(workflow_id, raw)
+def check_workflow(workflow_id: str, raw: Any, library: TemplateLibrary, declared: Declared | None = None) -> Template:
+    """Validate one raw config: the fleet fields (with ``declared``: its pool and executor exist),
+    its template exists, its spec against the template's schema. Returns the template, or raises
+    ``WorkflowConfigError`` (one line)."""
+    config = validate_config(workflow_id, raw, declared)
+    refused = asset_problems(config)  # imports Airflow, only when the config names assets
+    if refused:
+        raise config_error(workflow_id, refused)
     try:
         template = library.get(config.template)
     except TemplateError as err:
@@ -115,7 +120,13 @@ def check_workflow(workflow_id: str, raw: Any, library: TemplateLibrary) -> Temp
 
 
 def plan_workflow(
-    workflow_id: str, raw: dict[str, Any] | None, inputs: Inputs, library: TemplateLibrary, version: str, now: float
+    workflow_id: str,
+    raw: dict[str, Any] | None,
+    inputs: Inputs,
+    library: TemplateLibrary,
+    version: str,
+    now: float,
+    declared: Declared | None = None,
 ) -> Step:
     """One workflow: ``raw`` is its config from the API (``None``: unchanged, use the stored one)."""
     if inputs.fetch_error is not None:
@@ -128,7 +139,7 @@ def plan_workflow(
     if raw is None:
         raw = inputs.stored.config if inputs.stored is not None else {}
     try:
-        template = check_workflow(workflow_id, raw, library)
+        template = check_workflow(workflow_id, raw, library, declared)
     except WorkflowConfigError as err:
         return _reject(workflow_id, inputs, str(err))
     except Exception as err:  # noqa: BLE001 - whatever one config holds: that workflow only
@@ -163,12 +174,15 @@ def make_plan(
     library: TemplateLibrary,
     version: str,
     now: float,
+    declared: Declared | None = None,
 ) -> Plan:
     """The whole fleet: one step per listed workflow, ``keep`` (e.g. duplicates) left alone,
     every other generated file pruned."""
     plan = Plan(keep=keep & set(manifest.values()))
     for workflow_id in sorted(configs):
-        plan.steps.append(plan_workflow(workflow_id, configs[workflow_id], inputs(workflow_id), library, version, now))
+        plan.steps.append(
+            plan_workflow(workflow_id, configs[workflow_id], inputs(workflow_id), library, version, now, declared)
+        )
     kept = plan.files()
     plan.prune = {name: wid for name, wid in sorted(manifest.items()) if name not in kept}
     return plan

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from dagfleet.errors import DagfleetError
 
 if TYPE_CHECKING:
+    from dagfleet.config import Declared
     from dagfleet.store import FleetStore
     from dagfleet.template_library import TemplateLibrary
 
@@ -114,6 +115,44 @@ def _templates_folder(value: str) -> Path:
 
 def _id_list(value: str) -> tuple[str, ...]:
     return tuple(value.replace(",", " ").split())
+
+
+def _pools(value: str) -> tuple[str, ...] | None:
+    """Airflow's ``airflow pools import`` JSON (``{"name": {"slots": 4, "description": "..."}}``): its names."""
+    import json
+
+    if not value.strip():
+        return None
+    expected = 'expected a JSON object like {"tenant_a": {"slots": 4, "description": "..."}} (or leave unset)'
+    try:
+        pools = json.loads(value)
+    except ValueError:
+        raise ValueError(expected) from None
+    if not isinstance(pools, dict) or not all(_importable_pool(p) for p in pools.values()):
+        raise ValueError(expected + "; slots an integer >= -1 (-1: unlimited), description a string")
+    return tuple(sorted(pools)) or None  # {}: nothing declared, as when unset (the chart's default)
+
+
+def _importable_pool(pool: Any) -> bool:
+    """One entry as ``airflow pools import`` takes it: ``slots`` and ``description`` both required."""
+    if not isinstance(pool, dict) or not isinstance(pool.get("description"), str):
+        return False
+    slots = pool.get("slots")
+    return isinstance(slots, int) and not isinstance(slots, bool) and slots >= -1
+
+
+def _executors(value: str) -> tuple[str, ...] | None:
+    """The names a task may give as ``executor``: each entry's alias, module path and class name."""
+    names: list[str] = []
+    for entry in (e.strip() for e in value.split(",")):
+        alias, _, path = entry.rpartition(":")
+        names.extend(n for n in (alias, path, path.rpartition(".")[2]) if n)
+    return tuple(dict.fromkeys(names)) or None
+
+
+def _airflow_executors(environ: Mapping[str, str]) -> tuple[str, ...] | None:
+    """Airflow's ``[core] executor`` as its variable says (unset: not known to dagfleet)."""
+    return _executors(environ.get("AIRFLOW__CORE__EXECUTOR", ""))
 
 
 def _airflow_dags_folder(environ: Mapping[str, str]) -> Path:
@@ -379,6 +418,24 @@ class Settings:
         "([operations](operations.md))",
         shown_default="unset (the local dags folder)",
     )
+    pools: tuple[str, ...] | None = setting(
+        "DAGFLEET_POOLS",
+        _pools,
+        "",
+        "the Airflow pools the deployment declares, as `airflow pools import` JSON "
+        '(`{"tenant_a": {"slots": 4, "description": "..."}}`): sync and `validate` reject a workflow whose '
+        "`pool` is not among them (or `default_pool`); the chart and `make run` set it and create the pools",
+        shown_default="unset (pool names are not checked; `{}` is the same)",
+    )
+    executors: tuple[str, ...] | None = setting(
+        "DAGFLEET_EXECUTORS",
+        _executors,
+        "",
+        "Airflow's configured executors, as `[core] executor` spells them (`LocalExecutor,CeleryExecutor`): "
+        "sync and `validate` reject a workflow whose `executor` is not one of them",
+        shown_default="`$AIRFLOW__CORE__EXECUTOR` when set, else unset (not checked before Airflow parses)",
+        derive=_airflow_executors,
+    )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -404,6 +461,12 @@ class Settings:
         from dagfleet.store import FleetStore
 
         return FleetStore(self.dags_folder)
+
+    def declared(self) -> Declared:
+        """The pools and executors this deployment declares (None where not known)."""
+        from dagfleet.config import Declared
+
+        return Declared(self.pools, self.executors)
 
     def template_library(self) -> TemplateLibrary:
         from dagfleet.template_library import TemplateLibrary

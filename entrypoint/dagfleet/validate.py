@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from dagfleet import workflow_ids
+from dagfleet.config import Declared
 from dagfleet.errors import ConfigApiError, WorkflowConfigError, WorkflowIdError
 from dagfleet.plan import check_workflow
 from dagfleet.template_library import TemplateLibrary
@@ -28,8 +29,11 @@ class Validation:
         return f"validated {self.checked} workflow(s): {verdict}"
 
 
-def validate_entries(entries: Iterable[tuple[Any, Any]], library: TemplateLibrary) -> Validation:
-    """``(workflow_id, raw config)`` pairs, as a file or the API gives them."""
+def validate_entries(
+    entries: Iterable[tuple[Any, Any]], library: TemplateLibrary, declared: Declared | None = None
+) -> Validation:
+    """``(workflow_id, raw config)`` pairs, as a file or the API gives them; with ``declared``, a
+    workflow's pool and executor must be among the deployment's (DAGFLEET_POOLS, DAGFLEET_EXECUTORS)."""
     result = Validation()
     pairs = list(entries)
     ids = []
@@ -48,19 +52,19 @@ def validate_entries(entries: Iterable[tuple[Any, Any]], library: TemplateLibrar
             continue
         result.checked += 1
         try:
-            check_workflow(workflow_id, raw, library)
+            check_workflow(workflow_id, raw, library, declared)
         except WorkflowConfigError as err:
             result.problems.extend(getattr(err, "lines", None) or [str(err)])  # one line per problem
     return result
 
 
-def validate_file(path: Path, library: TemplateLibrary) -> Validation:
+def validate_file(path: Path, library: TemplateLibrary, declared: Declared | None = None) -> Validation:
     from dagfleet.server import load_workflows
 
-    return validate_entries(load_workflows(path), library)
+    return validate_entries(load_workflows(path), library, declared)
 
 
-def validate_api(client: Any, library: TemplateLibrary) -> Validation:
+def validate_api(client: Any, library: TemplateLibrary, declared: Declared | None = None) -> Validation:
     """The live config API: the list, then every config the list does not carry."""
     listing = client.list_workflows()
     pairs: list[tuple[Any, Any]] = []
@@ -74,6 +78,6 @@ def validate_api(client: Any, library: TemplateLibrary) -> Validation:
                 errors.append(f"workflow {entry.workflow_id!r}: {err}")
                 continue
         pairs.append((entry.workflow_id, config))
-    result = validate_entries(pairs, library)
+    result = validate_entries(pairs, library, declared)
     result.problems[:0] = errors
     return result

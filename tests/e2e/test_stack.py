@@ -9,22 +9,14 @@ file and watches Airflow follow without a restart.
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import signal
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import yaml
 
-from support.airflowapi import Airflow, when_ready
-from support.net import free_port
 from support.paths import REPO
+from support.stack import Airflow, devstack
 from support.wait import wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.airflow]
@@ -36,34 +28,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Airflow]:
     tmp = tmp_path_factory.mktemp("stack")
     workflows_file = tmp / "workflows.yaml"
     shutil.copy(REPO / "examples" / "workflows.yaml", workflows_file)
-    port = free_port()
-    run_dir = tmp / "run"
-    log = (tmp / "devstack.log").open("w+")
-    proc = subprocess.Popen(
-        [sys.executable, str(REPO / "scripts" / "devstack.py"), "--workflows", str(workflows_file),
-         "--run-dir", str(run_dir), "--port", str(port), "--config-port", str(free_port()),
-         "--sync-interval", str(SYNC_INTERVAL), "--removed-grace", "5"],
-        stdout=log, stderr=subprocess.STDOUT, cwd=tmp, env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )  # fmt: skip
-    try:
-        yield when_ready(proc, Path(log.name), run_dir, port, workflows_file)
-    finally:
-        started = time.monotonic()
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=90)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            raise
-        finally:
-            print(f"devstack stopped in {time.monotonic() - started:.1f}s", file=sys.stderr)
-            log.close()
-        # Ctrl-C really stopped Airflow: nothing listens on its port any more. SO_REUSEADDR
-        # ignores the TIME_WAIT connections a stopped server leaves; a live listener still fails.
-        with socket.socket() as sock:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.bind(("0.0.0.0", port))  # the api-server listened on every address
-            sock.listen()
+    with devstack(tmp, workflows_file, SYNC_INTERVAL, "--removed-grace", "5") as airflow:
+        yield airflow
 
 
 def _pod_free_workflow(template: str = "demo") -> str:

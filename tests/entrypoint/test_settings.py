@@ -84,6 +84,8 @@ SAMPLES: dict[str, tuple[str, Any]] = {
     "DAGFLEET_STATUS_URL": ("http://s:9108/status.json", "http://s:9108/status.json"),
     "DAGFLEET_VERSION_KEEP_HOURS": ("2.5", 2.5),
     "DAGFLEET_REMOVED_GRACE": ("90", 90.0),
+    "DAGFLEET_POOLS": ('{"b": {"slots": 2, "description": ""}, "a": {"slots": 1, "description": "A"}}', ("a", "b")),
+    "DAGFLEET_EXECUTORS": ("LocalExecutor,CeleryExecutor", ("LocalExecutor", "CeleryExecutor")),
 }
 
 
@@ -226,6 +228,7 @@ CHART_DIFFERS = {
     "DAGFLEET_API_URL": "configApi.url: the chart refuses to render without a workflow source",
     "DAGFLEET_METRICS_PORT": "dagfleet.metrics is on by default: the sidecar's probes need /healthz and /readyz",
     "DAGFLEET_STATUS_URL": "the api-server has no dags folder: its Fleet page reads the sidecar's /status.json",
+    "DAGFLEET_EXECUTORS": "the chart's executor lives in airflow.cfg, not AIRFLOW__CORE__EXECUTOR: sync is told it",
 }
 
 

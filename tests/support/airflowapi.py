@@ -1,4 +1,4 @@
-"""A `make run` stack's Airflow, driven through its REST API (v2) with a token from `POST /auth/token`."""
+"""Airflow 3's REST API (v2) as the e2e tests call it, and a `make run` stack's Airflow through it."""
 
 from __future__ import annotations
 
@@ -36,16 +36,23 @@ class Airflow:
         response = self.session.get(f"{self.url}/api/v2/dags/{dag_id}", timeout=30)
         return response.status_code == 200 and not response.json().get("is_stale", False)
 
-    def run_to_completion(self, dag_id: str, conf: dict[str, Any], timeout: float = 240) -> dict[str, Any]:
+    def trigger(self, dag_id: str, conf: dict[str, Any]) -> str:
+        """Unpause ``dag_id`` and start a run with ``conf``: its run ID."""
         self.api("PATCH", f"/dags/{dag_id}", json={"is_paused": False})
-        run = self.api("POST", f"/dags/{dag_id}/dagRuns", json={"logical_date": None, "conf": conf})
-        run_id = run["dag_run_id"]
+        return self.api("POST", f"/dags/{dag_id}/dagRuns", json={"logical_date": None, "conf": conf})["dag_run_id"]
 
-        def finished() -> dict[str, Any] | None:
+    def finished(self, dag_id: str, run_id: str, timeout: float = 240) -> dict[str, Any]:
+        """The run once it succeeded or failed."""
+
+        def done() -> dict[str, Any] | None:
             state = self.api("GET", f"/dags/{dag_id}/dagRuns/{run_id}")
             return state if state["state"] in ("success", "failed") else None
 
-        result = wait_until(f"run {run_id} of {dag_id}", finished, timeout, every=2)
+        return wait_until(f"run {run_id} of {dag_id}", done, timeout, every=2)
+
+    def run_to_completion(self, dag_id: str, conf: dict[str, Any], timeout: float = 240) -> dict[str, Any]:
+        run_id = self.trigger(dag_id, conf)
+        result = self.finished(dag_id, run_id, timeout)
         if result["state"] != "success":
             tis = self.api("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances")
             states = [(t["task_id"], t["map_index"], t["state"]) for t in tis["task_instances"]]
