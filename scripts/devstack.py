@@ -128,6 +128,8 @@ def _announce_templates_and_status(templates: Path | None, dags: Path) -> None:
     if templates:
         log(f"templates: {templates} and the shipped ones; an edit reaches the DAGs the same way")
     log(f"fleet status: DAGFLEET_DAGS_FOLDER={dags} .venv/bin/dagfleet status  (or: make status)")
+
+
 def connections(environ: Mapping[str, str]) -> dict[str, str]:
     """The caller's ``AIRFLOW_CONN_*`` connections (e.g. a workflow's notification webhook)."""
     return {name: value for name, value in environ.items() if name.startswith("AIRFLOW_CONN_")}
