@@ -103,12 +103,15 @@ def _template_problem(workflow_id: str, raw: dict[str, Any], err: TemplateError)
 def check_workflow(workflow_id: str, raw: Any, library: TemplateLibrary) -> Template:
     """Validate one raw config: the fleet fields, its template exists, its spec against the
     template's schema. Returns the template, or raises ``WorkflowConfigError`` (one line)."""
-    config = validate_config(workflow_id, raw)
-    try:
-        template = library.get(config.template)
-    except TemplateError as err:
-        raise _template_problem(workflow_id, raw, err) from None
-    problems = template.spec_problems(raw.get("spec", {}))
+    from dagfleet.schemas import budget  # jsonschema + RE2: one import per process
+
+    with budget():  # one workflow's schemas: at most MAX_STEPS keyword evaluations in all
+        config = validate_config(workflow_id, raw)
+        try:
+            template = library.get(config.template)
+        except TemplateError as err:
+            raise _template_problem(workflow_id, raw, err) from None
+        problems = template.spec_problems(raw.get("spec", {}))
     if problems:
         raise config_error(workflow_id, problems)
     return template
