@@ -48,8 +48,7 @@ _DURATION_HINT = "a duration: seconds, {'minutes': 30}-style object or ISO 8601 
 
 def _shown(value: object, limit: int = 60) -> str:
     """A value as it may appear in a log line: escaped, ASCII only, cut at ``limit`` characters."""
-    text = ascii(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+    return clip(ascii(value), limit)
 
 
 def _names_validator(field: str, pattern: re.Pattern[str], problem: str) -> Any:

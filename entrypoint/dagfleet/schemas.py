@@ -36,6 +36,7 @@ MAX_SCHEMA_BYTES = 65_536
 MAX_PATTERN = 1_000
 MAX_PATTERN_INPUT = 1_048_576
 MAX_STEPS = 100_000
+MAX_MESSAGE = 400  # characters of one jsonschema message (the values dagfleet quotes: errors.MAX_SHOWN)
 SAFE_FORMATS = ("date", "date-time", "time", "email", "ipv4", "ipv6", "uuid")
 DRAFTS = frozenset(jsonschema.validators._META_SCHEMAS)  # the drafts jsonschema ships (no I/O)
 
@@ -172,7 +173,7 @@ def _pattern(validator: Any, pattern: str, instance: Any, schema: dict[str, Any]
     if len(instance) > MAX_PATTERN_INPUT:
         yield ValidationError(f"a value of {len(instance):,} characters is too long to check against a pattern")
     elif compile_pattern(pattern).search(instance) is None:
-        yield ValidationError(f"{clip(instance)!r} does not match {clip(pattern)!r}")
+        yield ValidationError(f"{clip(instance)!r} does not match {clip(pattern, 100)!r}")
 
 
 def _matches_any(patterns: Any, name: str) -> bool:
@@ -273,7 +274,10 @@ def problems(checker: Any, instance: Any, prefix: str) -> list[Problem]:
         return [(prefix, "the schema refers to itself without end")]
     except BudgetExceeded:
         return [(prefix, f"its schemas take more than {MAX_STEPS:,} steps to evaluate (docs/config.md)")]
-    return [(_path(prefix, error.absolute_path), clip(" ".join(str(error.message).split()))) for error in errors]
+    return [
+        (_path(prefix, error.absolute_path), clip(" ".join(str(error.message).split()), MAX_MESSAGE))
+        for error in errors
+    ]
 
 
 def _path(prefix: str, parts: Any) -> str:
