@@ -48,6 +48,7 @@ _ONE = frozenset(
 _MANY = frozenset({"allOf", "anyOf", "oneOf", "prefixItems", "items"})
 _NAMED = frozenset({"properties", "patternProperties", "$defs", "definitions", "dependentSchemas", "dependencies"})
 _OUTSIDE = "is not inside this schema (only '#…' is allowed)"
+_NO_REFS = "Airflow evaluates param schemas without dagfleet's step bound; see docs/config.md"
 
 _OPTIONS = re2.Options()
 _OPTIONS.log_errors = False  # RE2 would print the whole pattern to stderr
@@ -97,11 +98,16 @@ def _ref_refusals(root: Any, prefix: str, template: bool) -> Iterator[Problem]:
     legacy_id = template and isinstance(root, dict) and str(root.get("$schema", "")).rstrip("#") in _LEGACY
     for path, node in _objects(root, prefix):
         at_root = node is root
-        for key in ("$ref", "$dynamicRef"):
-            if key in node and not (isinstance(node[key], str) and node[key].startswith("#")):
-                yield _join(path, key), f"reference {clip(node[key])!r} {_OUTSIDE}"
-        if "$recursiveRef" in node and node["$recursiveRef"] != "#":
-            yield _join(path, "$recursiveRef"), f"{clip(node['$recursiveRef'])!r} is not allowed (only '#')"
+        for key in ("$ref", "$dynamicRef", "$recursiveRef"):
+            if key not in node:
+                continue
+            ref = node[key]
+            if not (isinstance(ref, str) and ref.startswith("#")):
+                yield _join(path, key), f"reference {clip(ref)!r} {_OUTSIDE}"
+            elif not template:
+                yield _join(path, key), f"reference {clip(ref)!r} is not allowed in a param schema ({_NO_REFS})"
+            elif key == "$recursiveRef" and ref != "#":
+                yield _join(path, key), f"{clip(ref)!r} is not allowed (only '#')"
         if "$vocabulary" in node:
             yield _join(path, "$vocabulary"), "'$vocabulary' is not allowed (it belongs in a meta-schema)"
         ids = ["$id"] + (["id"] if legacy_id and isinstance(node.get("id"), str) else [])

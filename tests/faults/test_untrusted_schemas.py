@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -105,7 +106,8 @@ def test_refs_in_param_schemas_read_and_fetch_nothing(
     refs = traps.refs()
     workflows: dict[str, Any] = {f"ref_{name}": _param_ref(ref) for name, ref in refs.items()}
     workflows["ref_dynamic"] = {"params": {"p": {"default": [1], "items": {"$dynamicRef": refs["http"]}}}}
-    workflows["ref_id"] = {"params": {"p": {"default": [1], "items": {"$id": refs["http"], "$ref": "#"}}}}
+    workflows["ref_id"] = {"params": {"p": {"default": [1], "items": {"$id": refs["http"], "type": "string"}}}}
+    workflows["ref_local"] = {"params": {"p": {"default": [1], "items": {"$ref": "#"}}}}
     workflows["good"] = {}
     for name in workflows:
         fault(f"param schema: {name}")
@@ -119,6 +121,7 @@ def test_refs_in_param_schemas_read_and_fetch_nothing(
         _line_for(result, f"ref_{name}", "params.p.items.$ref", ref[:100], "is not inside this schema")
     _line_for(result, "ref_dynamic", "params.p.items.$dynamicRef")
     _line_for(result, "ref_id", "params.p.items.$id", "not allowed in a param schema")
+    _line_for(result, "ref_local", "params.p.items.$ref", "is not allowed in a param schema")
 
 
 def _template(folder: Path, name: str, schema: dict[str, Any]) -> None:
@@ -279,7 +282,11 @@ def test_watch_keeps_syncing_past_a_tarpit_ref(
         wait_until("a later change", (sandbox.dags / "later-mydag.py").exists, timeout=60, every=0.2)
     finally:
         proc.terminate()
-        proc.wait(timeout=30)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:  # stuck in a fetch (the code before #23): do not leave it behind
+            proc.kill()
+            proc.wait(timeout=30)
         assert proc.stderr is not None
         proc.stderr.close()
     traps.assert_untouched()
