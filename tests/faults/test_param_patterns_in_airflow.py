@@ -8,8 +8,8 @@ after loading plugins as the api-server's ``create_app`` does and once with noth
 deserialization (which loads Airflow's plugins, dagfleet's among them, by itself): dagfleet's
 plugin registers the RE2 dialect, so both refuse the 50 KB value at once. (A process that never
 imports dagfleet skips the pattern: ``entrypoint/test_schemas.py``.) Before #23 Airflow got a
-plain ``pattern`` and each of them ran Python's backtracking ``re`` on 50 KB: the subprocess
-timeout.
+plain ``pattern`` and the trigger check ran Python's backtracking ``re`` on 50 KB: the
+subprocess timeout (the parse was already safe: dagfleet's loader checks the default first).
 """
 
 from __future__ import annotations
@@ -71,7 +71,8 @@ def test_a_catastrophic_param_pattern_is_linear_at_parse_and_at_trigger(
         tmp_path / "dags",
         {
             "redos_ok": {"params": {"p": {"type": "string", "pattern": EVIL, "default": "aaa"}}},
-            # a record no sync would store (its default breaks the pattern): Airflow's own check of it
+            # a record no sync would store (its default breaks the pattern): at parse time dagfleet's
+            # loader refuses it with RE2 before Airflow's own Param check runs
             "redos_default": {"params": {"p": {"type": "string", "pattern": EVIL, "default": VALUE}}},
         },
     )
