@@ -447,7 +447,8 @@ def _cross_problems(config: WorkflowConfig) -> list[Problem]:
             ("pod.default_secret_set", f"secret set {pod.default_secret_set!r} is not declared in pod.secret_sets")
         )
     if config.params:
-        from dagfleet.schemas import budget, param_problems  # jsonschema + RE2: only with params
+        from dagfleet.schemas import param_problems  # jsonschema + RE2: only with params
+        from dagfleet.steps import budget
 
         with budget():
             for name, param in config.params.items():

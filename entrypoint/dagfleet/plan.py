@@ -13,6 +13,7 @@ from typing import Any
 
 from dagfleet.config import config_error, validate_config
 from dagfleet.errors import WorkflowConfigError
+from dagfleet.steps import budget
 from dagfleet.store import TRAILER_PREFIX, Record, dag_bytes, dag_file_name
 from dagfleet.template_library import Template, TemplateError, TemplateLibrary
 
@@ -103,8 +104,6 @@ def _template_problem(workflow_id: str, raw: dict[str, Any], err: TemplateError)
 def check_workflow(workflow_id: str, raw: Any, library: TemplateLibrary) -> Template:
     """Validate one raw config: the fleet fields, its template exists, its spec against the
     template's schema. Returns the template, or raises ``WorkflowConfigError`` (one line)."""
-    from dagfleet.schemas import budget  # jsonschema + RE2: one import per process
-
     with budget():  # one workflow's schemas: at most MAX_STEPS keyword evaluations in all
         config = validate_config(workflow_id, raw)
         try:

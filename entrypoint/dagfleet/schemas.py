@@ -5,7 +5,7 @@ Every schema a config (``params``) or a template (``<name>.schema.json``) holds 
 refuse every reference outside the document, every ``$id``/``$schema``/``$vocabulary`` trick, every
 pattern RE2 cannot compile and documents over the size bound. Validators come from one factory:
 RE2 for ``pattern``/``patternProperties``/``additionalProperties``, only cheap formats, a
-``referencing`` registry that retrieves nothing, and a step budget per workflow (``budget``).
+``referencing`` registry that retrieves nothing, and a step budget per workflow (``dagfleet.steps``).
 
 Importing this module registers ``PARAM_DIALECT`` with ``jsonschema``, so Airflow's own
 ``jsonschema.validate`` of a dagfleet ``Param`` uses the same RE2 class in that process.
@@ -13,10 +13,8 @@ Importing this module registers ``PARAM_DIALECT`` with ``jsonschema``, so Airflo
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import json
-import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -27,6 +25,7 @@ from jsonschema import Draft202012Validator, FormatChecker, ValidationError
 from referencing.exceptions import Unresolvable
 
 from dagfleet.errors import clip
+from dagfleet.steps import MAX_STEPS, BudgetExceeded, tick
 
 Problem = tuple[str, str]  # (field path, message)
 
@@ -35,7 +34,6 @@ PATTERN_KEY = "x-dagfleet-pattern"  # what a param's `pattern` is called in the 
 MAX_SCHEMA_BYTES = 65_536
 MAX_PATTERN = 1_000
 MAX_PATTERN_INPUT = 1_048_576
-MAX_STEPS = 100_000
 MAX_MESSAGE = 400  # characters of one jsonschema message (the values dagfleet quotes: errors.MAX_SHOWN)
 SAFE_FORMATS = ("date", "date-time", "time", "email", "ipv4", "ipv6", "uuid")
 DRAFTS = frozenset(jsonschema.validators._META_SCHEMAS)  # the drafts jsonschema ships (no I/O)
@@ -52,11 +50,6 @@ _NO_REFS = "Airflow evaluates param schemas without dagfleet's step bound; see d
 
 _OPTIONS = re2.Options()
 _OPTIONS.log_errors = False  # RE2 would print the whole pattern to stderr
-_local = threading.local()
-
-
-class BudgetExceeded(Exception):
-    """A workflow's schemas took more than ``MAX_STEPS`` keyword evaluations."""
 
 
 # -- walking a schema document ---------------------------------------------------------------
@@ -212,11 +205,7 @@ def _additional_properties(validator: Any, extra: Any, instance: Any, schema: di
 def _counted(keyword: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(keyword)
     def evaluate(validator: Any, value: Any, instance: Any, schema: Any) -> Any:
-        left = getattr(_local, "left", None)
-        if left is not None:
-            if left <= 0:
-                raise BudgetExceeded
-            _local.left = left - 1
+        tick()
         return keyword(validator, value, instance, schema)
 
     return evaluate
@@ -291,19 +280,6 @@ def _path(prefix: str, parts: Any) -> str:
     for part in parts:
         path = f"{path}[{part}]" if isinstance(part, int) else _join(path, part)
     return path
-
-
-@contextlib.contextmanager
-def budget(steps: int = MAX_STEPS) -> Iterator[None]:
-    """One workflow's validation: at most ``steps`` keyword evaluations (nested: the outer one counts)."""
-    if getattr(_local, "left", None) is not None:
-        yield
-        return
-    _local.left = steps
-    try:
-        yield
-    finally:
-        _local.left = None
 
 
 # -- params: the schema Airflow gets ---------------------------------------------------------

@@ -17,6 +17,7 @@ import pytest
 
 from dagfleet import schemas
 from dagfleet.errors import MAX_SHOWN, clip
+from dagfleet.steps import MAX_STEPS, budget
 from support.proc import run
 
 EVIL = "^(a+)+$"
@@ -112,7 +113,7 @@ def test_a_schema_over_the_size_bound_is_refused() -> None:
 
 def _problems(schema: dict[str, Any], instance: Any) -> list[tuple[str, str]]:
     assert schemas.refusals(schema, "", template=True) == []
-    with schemas.budget():
+    with budget():
         return schemas.problems(schemas.validator(schema), instance, "spec")
 
 
@@ -140,7 +141,7 @@ def test_unresolvable_endless_and_exploding_schemas_are_one_problem_each() -> No
     defs: dict[str, Any] = {f"d{i}": {"allOf": [{"$ref": f"#/$defs/d{i + 1}"}] * 2} for i in range(40)}
     defs["d40"] = {"type": "integer"}
     [(path, message)] = _problems({"$defs": defs, "$ref": "#/$defs/d0"}, 1)
-    assert f"more than {schemas.MAX_STEPS:,} steps" in message
+    assert f"more than {MAX_STEPS:,} steps" in message
 
 
 def test_the_schema_airflow_gets_names_the_dialect_and_hides_patterns() -> None:
