@@ -50,6 +50,7 @@ _NO_REFS = "Airflow evaluates param schemas without dagfleet's step bound; see d
 
 _OPTIONS = re2.Options()
 _OPTIONS.log_errors = False  # RE2 would print the whole pattern to stderr
+_OPTIONS.never_capture = True  # only "does it match": RE2 can use its DFA
 
 
 # -- walking a schema document ---------------------------------------------------------------

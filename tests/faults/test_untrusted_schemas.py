@@ -195,7 +195,7 @@ def test_a_catastrophic_pattern_is_answered_in_linear_time(
 RATIO = r"""
 import sys, time
 from dagfleet.config import validate_config
-def took(pattern):
+def once(pattern):
     config = {"params": {"p": {"type": "string", "pattern": pattern, "default": "a" * 50_000 + "!"}}}
     started = time.perf_counter()
     try:
@@ -203,6 +203,8 @@ def took(pattern):
     except Exception:
         pass
     return time.perf_counter() - started
+def took(pattern):  # the fastest of 5: robust to a busy machine
+    return min(once(pattern) for _ in range(5))
 took("^a+$")  # warm up: imports, caches
 print(took(sys.argv[1]) / max(took("^a+$"), 1e-6))
 """
