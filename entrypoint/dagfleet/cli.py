@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 
 from dagfleet import __version__
 from dagfleet.client import display_url
-from dagfleet.errors import DagfleetError
+from dagfleet.errors import DagfleetError, clip
 from dagfleet.materializer import Materializer, Outcome, SyncReport
 from dagfleet.settings import Settings, invalid_env, packaged_file
 
@@ -105,7 +105,7 @@ def _report(report: SyncReport) -> None:
 
 def _unexpected(err: Exception) -> str:
     """One line for a failure nothing else caught (never a traceback: the dags folder is intact)."""
-    text = " ".join(ascii(str(err))[1:-1].split())[:200]
+    text = clip(" ".join(ascii(str(err))[1:-1].split()))
     return (
         f"dagfleet sync failed unexpectedly ({type(err).__name__}: {text}); the dags folder keeps its "
         "last known good set; please report this with the config API's answer"

@@ -12,7 +12,7 @@ from enum import StrEnum
 from typing import Any
 
 from dagfleet.config import config_error, validate_config
-from dagfleet.errors import WorkflowConfigError
+from dagfleet.errors import WorkflowConfigError, clip
 from dagfleet.steps import budget
 from dagfleet.store import TRAILER_PREFIX, Record, dag_bytes, dag_file_name
 from dagfleet.template_library import Template, TemplateError, TemplateLibrary
@@ -80,7 +80,7 @@ class Inputs:
 def one_line(err: BaseException, limit: int = 200) -> str:
     """``Type: message`` on one line, at most ``limit`` characters, ASCII only (no log forging)."""
     text = " ".join(ascii(str(err))[1:-1].split())
-    text = text if len(text) <= limit else text[: limit - 3] + "..."
+    text = clip(text, limit)
     return f"{type(err).__name__}: {text}" if text else type(err).__name__
 
 
