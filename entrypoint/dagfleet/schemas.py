@@ -45,7 +45,7 @@ _ONE = frozenset(
 )
 _MANY = frozenset({"allOf", "anyOf", "oneOf", "prefixItems", "items"})
 _NAMED = frozenset({"properties", "patternProperties", "$defs", "definitions", "dependentSchemas", "dependencies"})
-_OUTSIDE = "is not inside this schema (only '#…' is allowed)"
+_OUTSIDE = "is not inside this schema (only '#...' is allowed)"
 _NO_REFS = "Airflow evaluates param schemas without dagfleet's step bound; see docs/config.md"
 
 _OPTIONS = re2.Options()
@@ -198,7 +198,7 @@ def _additional_properties(validator: Any, extra: Any, instance: Any, schema: di
         for name in extras:
             yield from validator.descend(instance[name], extra, path=name)
     elif not extra and extras:
-        shown = ", ".join(repr(clip(name, 60)) for name in extras[:5]) + (", …" if len(extras) > 5 else "")
+        shown = ", ".join(repr(clip(name, 60)) for name in extras[:5]) + (", ..." if len(extras) > 5 else "")
         verb = "was" if len(extras) == 1 else "were"
         yield ValidationError(f"Additional properties are not allowed ({shown} {verb} unexpected)")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-from dagfleet.errors import WorkflowIdError, clip
+from dagfleet.errors import WorkflowIdError
 
 MAX_LENGTH = 200  # Airflow allows 250 for a dag_id; the file name adds store.SUFFIX and NAME_MAX is 255.
 _ALLOWED = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
@@ -14,9 +14,9 @@ _ALLOWED = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 def validate(workflow_id: object) -> str:
     """Return the ID unchanged, or raise ``WorkflowIdError`` saying why it cannot be a DAG."""
     if not isinstance(workflow_id, str):
-        raise WorkflowIdError(f"workflow ID {clip(ascii(workflow_id), 60)} is not a string")
+        raise WorkflowIdError(f"workflow ID {ascii(workflow_id)[:60]} is not a string")
     # Escaped, ASCII only: a Cyrillic look-alike shows as '\u0430cme', never as 'acme'.
-    shown = clip(ascii(workflow_id), 62)  # 60 characters and the quotes
+    shown = ascii(workflow_id) if len(workflow_id) <= 60 else ascii(workflow_id[:60]) + "..."
     if not workflow_id:
         raise WorkflowIdError("workflow ID '' is empty")
     if len(workflow_id) > MAX_LENGTH:

@@ -199,5 +199,5 @@ def test_clip_cuts_a_value_and_says_how_big_it_was() -> None:
     assert clip("short") == "short"
     assert clip(12) == "12"
     long = "é" * 300
-    assert clip(long) == "é" * MAX_SHOWN + "… (600 bytes)"
-    assert clip("x" * 10, limit=4) == "xxxx… (10 bytes)"
+    assert clip(long) == "é" * MAX_SHOWN + "... (600 bytes)"
+    assert clip("x" * 10, limit=4) == "xxxx... (10 bytes)"

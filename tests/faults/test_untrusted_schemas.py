@@ -224,7 +224,7 @@ def test_a_10_mb_value_is_echoed_within_bounds(sandbox: Sandbox, api: FaultServe
     api.serve_workflows({"flood": {"schedule": "x" * 10_000_000}, "good": {}})
     result = _sync(sandbox, api)
     assert result.returncode == 0, result.explain()
-    line = _line_for(result, "flood", "config field 'schedule'", "… (10,000,002 bytes)")
+    line = _line_for(result, "flood", "config field 'schedule'", "... (10,000,002 bytes)")
     assert max(len(line) for line in result.output.splitlines()) <= LINE_BOUND, len(line)
     status = FleetStore(sandbox.dags).status_path
     assert status.stat().st_size <= STATUS_BOUND, status.stat().st_size
