@@ -61,7 +61,7 @@ class Workflow:
                 spec.default,
                 description=spec.description,
                 **({"title": spec.title} if spec.title else {}),
-                **spec.schema_dict(),
+                **_param_schema(spec.schema_dict()),
             )
             for name, spec in config.params.items()
         }
@@ -109,6 +109,15 @@ class Workflow:
         ``secret_specs``): from ``conf["items"]``, else ``params["items"]``, else the config's."""
         items = choose_items(self.id, self.config, dict(conf or {}), params_dict(params))
         return plan(self.id, self.config, items)
+
+
+def _param_schema(schema: dict[str, Any]) -> dict[str, Any]:
+    """The schema Airflow's ``Param`` gets: dagfleet's RE2 dialect (docs/config.md, "Params handed to Airflow")."""
+    if not schema:
+        return {}
+    from dagfleet.schemas import airflow_param_schema  # registers the dialect with jsonschema
+
+    return airflow_param_schema(schema)
 
 
 def parse_settings(dag_file: str | Path, environ: Mapping[str, str] | None = None) -> Settings:

@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 
 from dagfleet import __version__, airflowkeys, versions
 from dagfleet.client import display_url
-from dagfleet.errors import DagfleetError
+from dagfleet.errors import DagfleetError, clip
 from dagfleet.materializer import Materializer, Outcome, SyncReport
 from dagfleet.settings import Settings, invalid_env, packaged_file
 
@@ -105,7 +105,7 @@ def _report(report: SyncReport) -> None:
 
 def _unexpected(err: Exception) -> str:
     """One line for a failure nothing else caught (never a traceback: the dags folder is intact)."""
-    text = " ".join(ascii(str(err))[1:-1].split())[:200]
+    text = clip(" ".join(ascii(str(err))[1:-1].split()))
     return (
         f"dagfleet sync failed unexpectedly ({type(err).__name__}: {text}); the dags folder keeps its "
         "last known good set; please report this with the config API's answer"
@@ -155,16 +155,37 @@ def handoff(argv: list[str]) -> NoReturn:
     os.execvp(argv[0], argv)  # noqa: S606 - the whole point: hand over to Airflow
 
 
-def cmd_run(settings: Settings, args: Sequence[str], require_sync: bool) -> int:
-    argv = resolve_command(settings, args)
+def _sync_outcome(settings: Settings) -> Outcome:
     try:
-        outcome = Outcome(cmd_sync(settings))
+        return Outcome(cmd_sync(settings))
     except DagfleetError as err:
         log.error("%s", err)
-        outcome = Outcome.NOTHING_USABLE
+        return Outcome.NOTHING_USABLE
     except Exception:  # a sync bug must not keep Airflow (and the last good DAGs) down
         log.exception("dagfleet sync failed unexpectedly; starting with the DAGs already in place")
-        outcome = Outcome.KEPT_LAST_KNOWN_GOOD
+        return Outcome.KEPT_LAST_KNOWN_GOOD
+
+
+def _startup_sync(settings: Settings) -> Outcome:
+    """`run`'s sync, in a daemon thread: past ``DAGFLEET_RUN_SYNC_TIMEOUT`` `run` goes on without
+    it (the exec ends the thread; every file the sync writes is a temp file until its rename)."""
+    done: list[Outcome] = []
+    worker = threading.Thread(target=lambda: done.append(_sync_outcome(settings)), name="startup-sync", daemon=True)
+    worker.start()
+    worker.join(settings.run_sync_timeout)
+    if done:
+        return done[0]
+    log.error(
+        "the start-up sync did not finish within %gs (DAGFLEET_RUN_SYNC_TIMEOUT); starting with the DAGs "
+        "already in place (`dagfleet watch` keeps syncing)",
+        settings.run_sync_timeout,
+    )
+    return Outcome.KEPT_LAST_KNOWN_GOOD
+
+
+def cmd_run(settings: Settings, args: Sequence[str], require_sync: bool) -> int:
+    argv = resolve_command(settings, args)
+    outcome = _startup_sync(settings)
     if outcome is Outcome.NOTHING_USABLE:
         if require_sync:
             log.error("not starting %s: the sync produced nothing usable (--require-sync)", args[0])

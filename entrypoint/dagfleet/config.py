@@ -7,8 +7,6 @@ problem into one line naming the workflow, the field and what is wrong.
 
 from __future__ import annotations
 
-import functools
-import json
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -29,12 +27,13 @@ from pydantic import (
 )
 
 from dagfleet.assets import AssetCondition, asset_uri, is_condition, parse_condition
-from dagfleet.errors import WorkflowConfigError
+from dagfleet.errors import WorkflowConfigError, clip
 
 DEFAULT_START_DATE = datetime(2024, 1, 1, tzinfo=UTC)
 DEFAULT_ITEMS = ("item-1", "item-2", "item-3")
 PRESETS = frozenset({"@once", "@hourly", "@daily", "@weekly", "@monthly", "@quarterly", "@yearly"})
 MAX_PROBLEMS_SHOWN = 8
+MAX_LINE = 4000  # characters of the problems in one workflow's line (docs/config.md, "Errors")
 
 # Kubernetes name rules (https://kubernetes.io/docs/concepts/overview/working-with-objects/names/).
 _DNS_LABEL = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"
@@ -57,8 +56,7 @@ _DURATION_HINT = "a duration: seconds, {'minutes': 30}-style object or ISO 8601 
 
 def _shown(value: object, limit: int = 60) -> str:
     """A value as it may appear in a log line: escaped, ASCII only, cut at ``limit`` characters."""
-    text = ascii(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+    return clip(ascii(value), limit)
 
 
 def _names_validator(field: str, pattern: re.Pattern[str], problem: str) -> Any:
@@ -136,11 +134,11 @@ def _cron(text: str) -> str:
 
     fields = text.split(" ")
     if len(fields) != 5:
-        raise ValueError(f"{text!r} is not a 5-field cron expression (minute hour day month weekday)")
+        raise ValueError(f"{_shown(text)} is not a 5-field cron expression (minute hour day month weekday)")
     try:
         croniter(text)
     except (ValueError, KeyError) as err:
-        raise ValueError(f"{text!r} is not a valid cron expression ({err})") from None
+        raise ValueError(f"{_shown(text)} is not a valid cron expression ({clip(err)})") from None
     return text
 
 
@@ -526,39 +524,14 @@ def _cross_problems(config: WorkflowConfig) -> list[Problem]:
         problems.append(
             ("pod.default_secret_set", f"secret set {pod.default_secret_set!r} is not declared in pod.secret_sets")
         )
-    for name, param in config.params.items():
-        problem = _param_default_problem(param)
-        if problem:
-            problems.append((f"params.{name}.default", problem))
+    if config.params:
+        from dagfleet.schemas import param_problems  # jsonschema + RE2: only with params
+        from dagfleet.steps import budget
+
+        with budget():
+            for name, param in config.params.items():
+                problems.extend(param_problems(f"params.{name}", param.schema_dict(), param.default))
     return problems
-
-
-def _param_default_problem(param: ParamSpec) -> str | None:
-    schema = param.schema_dict()
-    if param.default is None or not schema:
-        return None
-    import jsonschema  # Airflow validates Params with it too; only needed when a schema is given
-
-    try:
-        validator = _validator(json.dumps(schema, sort_keys=True))
-    except jsonschema.SchemaError as err:
-        return f"the param schema is invalid: {err.message}"
-    error = jsonschema.exceptions.best_match(validator.iter_errors(param.default))
-    if error is not None:
-        return f"the default does not match the param's schema: {error.message}"
-    return None
-
-
-@functools.lru_cache(maxsize=1024)
-def _validator(schema_json: str) -> Any:
-    """One checked validator per distinct schema: checking a schema is the costly part, and a
-    fleet repeats the same few param schemas thousands of times."""
-    import jsonschema
-
-    schema = json.loads(schema_json)
-    cls = jsonschema.validators.validator_for(schema)
-    cls.check_schema(schema)
-    return cls(schema, format_checker=jsonschema.FormatChecker())
 
 
 # -- one-line errors -------------------------------------------------------------------------
@@ -592,11 +565,11 @@ def _pydantic_problems(err: ValidationError, prefix: str = "") -> list[Problem]:
 def format_problems(
     workflow_id: str, problems: list[Problem], where: str = "config", fix: str = "the config API"
 ) -> str:
-    shown = [f"{where} field {path!a}: {message}" for path, message in problems[:MAX_PROBLEMS_SHOWN]]
+    shown = [f"{where} field {clip(path)!a}: {clip(message, 1000)}" for path, message in problems[:MAX_PROBLEMS_SHOWN]]
     if len(problems) > MAX_PROBLEMS_SHOWN:
         shown.append(f"and {len(problems) - MAX_PROBLEMS_SHOWN} more")
     them = "it" if len(problems) == 1 else "them"
-    text = " ".join("; ".join(shown).split())  # one line, whatever the messages hold
+    text = clip(" ".join("; ".join(shown).split()), MAX_LINE)  # one line, whatever the messages hold
     return f"workflow {workflow_id!r}: {text}; fix {them} in {fix}"
 
 

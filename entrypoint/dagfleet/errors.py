@@ -30,3 +30,17 @@ class WorkflowIdError(DagfleetError):
 
 class WorkflowConfigError(DagfleetError):
     """A workflow config that does not validate."""
+
+
+MAX_SHOWN = 200  # characters of any one value quoted in a line (docs/config.md, "Errors")
+
+
+def clip(value: object, limit: int = MAX_SHOWN) -> str:
+    """``value`` as it may be quoted in a log line, a status entry or a Fleet page row: its text
+    (``repr`` for a non-string) cut to ``limit`` characters plus ``... (N bytes)`` (ASCII: a line
+    that must stay ASCII, e.g. an escaped workflow ID, stays ASCII)."""
+    text = value if isinstance(value, str) else repr(value)
+    if len(text) <= limit:
+        return text
+    size = len(text.encode("utf-8", "surrogatepass"))
+    return f"{text[:limit]}... ({size:,} bytes)"

@@ -12,8 +12,9 @@ from enum import StrEnum
 from typing import Any
 
 from dagfleet.config import Declared, config_error, validate_config
-from dagfleet.errors import WorkflowConfigError
+from dagfleet.errors import WorkflowConfigError, clip
 from dagfleet.scheduling import asset_problems
+from dagfleet.steps import budget
 from dagfleet.store import TRAILER_PREFIX, Record, dag_bytes, dag_file_name
 from dagfleet.template_library import Template, TemplateError, TemplateLibrary
 
@@ -80,7 +81,7 @@ class Inputs:
 def one_line(err: BaseException, limit: int = 200) -> str:
     """``Type: message`` on one line, at most ``limit`` characters, ASCII only (no log forging)."""
     text = " ".join(ascii(str(err))[1:-1].split())
-    text = text if len(text) <= limit else text[: limit - 3] + "..."
+    text = clip(text, limit)
     return f"{type(err).__name__}: {text}" if text else type(err).__name__
 
 
@@ -105,15 +106,16 @@ def check_workflow(workflow_id: str, raw: Any, library: TemplateLibrary, declare
     """Validate one raw config: the fleet fields (with ``declared``: its pool and executor exist),
     its template exists, its spec against the template's schema. Returns the template, or raises
     ``WorkflowConfigError`` (one line)."""
-    config = validate_config(workflow_id, raw, declared)
-    refused = asset_problems(config)  # imports Airflow, only when the config names assets
-    if refused:
-        raise config_error(workflow_id, refused)
-    try:
-        template = library.get(config.template)
-    except TemplateError as err:
-        raise _template_problem(workflow_id, raw, err) from None
-    problems = template.spec_problems(raw.get("spec", {}))
+    with budget():  # one workflow's schemas: at most MAX_STEPS keyword evaluations in all
+        config = validate_config(workflow_id, raw, declared)
+        refused = asset_problems(config)  # imports Airflow, only when the config names assets
+        if refused:
+            raise config_error(workflow_id, refused)
+        try:
+            template = library.get(config.template)
+        except TemplateError as err:
+            raise _template_problem(workflow_id, raw, err) from None
+        problems = template.spec_problems(raw.get("spec", {}))
     if problems:
         raise config_error(workflow_id, problems)
     return template

@@ -2,7 +2,9 @@
 
 The DAG processor loads plugins once and then forks a child per DAG file. With dagfleet
 already imported, each generated file costs about what a hand-written DAG costs instead of
-re-importing dagfleet's config model in every child (see docs/benchmarks.md).
+re-importing dagfleet's config model in every child (see docs/benchmarks.md). It also registers
+dagfleet's param-schema dialect (``dagfleet.schemas``) with jsonschema in every Airflow process that
+loads plugins (the api-server validates a trigger's conf with it; docs/config.md).
 
 The Fleet page (``dagfleet.fleetui``, docs/operations.md) is a FastAPI app plus a navigation
 entry; the app is built only when the api-server asks for it, so other components import
@@ -15,7 +17,8 @@ from typing import Any
 
 from airflow.plugins_manager import AirflowPlugin
 
-import dagfleet.authoring  # noqa: F401 - the point of this plugin
+import dagfleet.authoring  # the point of this plugin
+import dagfleet.schemas  # noqa: F401 - registers the RE2 param dialect where Airflow validates params
 from dagfleet import fleetui
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 
 from tenacity import (
     RetryCallState,
@@ -36,8 +37,9 @@ class wait_retry_after_or(wait_base):
     def __call__(self, retry_state: RetryCallState) -> float:
         outcome = retry_state.outcome
         exc = outcome.exception() if outcome is not None else None
-        if isinstance(exc, ConfigApiError) and exc.retry_after is not None:
-            return min(max(exc.retry_after, 0.0), self.cap)
+        after = exc.retry_after if isinstance(exc, ConfigApiError) else None
+        if after is not None and math.isfinite(after):  # NaN or infinity: the backoff
+            return min(max(after, 0.0), self.cap)
         return self.fallback(retry_state)
 
 

@@ -366,6 +366,12 @@ class Settings:
         "5",
         "total seconds a DAG file may spend on the network while parsing",
     )
+    run_sync_timeout: float = setting(
+        "DAGFLEET_RUN_SYNC_TIMEOUT",
+        _positive_float,
+        "120",
+        "seconds `run` waits for its start-up sync; then it execs the component with the DAGs already in place",
+    )
     log_level: str = setting(
         "DAGFLEET_LOG_LEVEL",
         _log_level,

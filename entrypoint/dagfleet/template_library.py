@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dagfleet.errors import DagfleetError
+from dagfleet.errors import DagfleetError, clip
 
 NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,62}")
 SCHEMA_SUFFIX = ".schema.json"
@@ -53,21 +53,9 @@ class Template:
         """Every way ``spec`` breaks this template's schema, as (JSON path, message), path order."""
         if self.schema is None:
             return [] if isinstance(spec, dict) else [("spec", "expected a JSON object")]
-        validator = _validator(self.schema)
-        errors = sorted(validator.iter_errors(spec), key=lambda e: [str(p) for p in e.absolute_path])
-        return [(json_path(error.absolute_path), _message(error)) for error in errors]
+        from dagfleet.schemas import problems, validator
 
-
-def _message(error: Any) -> str:
-    text = " ".join(str(error.message).split())
-    return text if len(text) <= 200 else text[:199] + "…"
-
-
-def _validator(schema: dict[str, Any]) -> Any:
-    import jsonschema
-
-    cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
-    return cls(schema, format_checker=jsonschema.FormatChecker())
+        return problems(validator(self.schema), spec, "spec")
 
 
 SHIPPED_REF = "#/$defs/dagfleet_"  # a template schema's $ref to dagfleet's definitions starts so
@@ -96,17 +84,17 @@ def _load_schema(path: Path, name: str) -> dict[str, Any] | None:
         schema = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         return None
-    except (OSError, ValueError) as err:
-        raise TemplateError(f"template {name!r}: cannot read its schema {path.name}: {err}") from None
+    except (OSError, ValueError, RecursionError) as err:
+        raise TemplateError(f"template {name!r}: cannot read its schema {path.name}: {clip(err)}") from None
     if not isinstance(schema, dict):
         raise TemplateError(f"template {name!r}: its schema {path.name} is not a JSON object")
     schema = with_shipped_definitions(schema)
-    import jsonschema  # ~0.5 s: only when a template has a schema
+    from dagfleet.schemas import schema_problems  # jsonschema + RE2 (~0.5 s): only with a schema
 
-    try:
-        jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator).check_schema(schema)
-    except jsonschema.SchemaError as err:
-        raise TemplateError(f"template {name!r}: its schema {path.name} is invalid: {_message(err)}") from None
+    problems = schema_problems(schema)
+    if problems:
+        shown = "; ".join(f"{clip(where)!a}: {message}" for where, message in problems[:8])
+        raise TemplateError(f"template {name!r}: its schema {path.name} is refused: {shown} (see docs/config.md)")
     return schema
 
 

@@ -30,6 +30,8 @@ def test_retry_after_seconds_and_dates() -> None:
     assert _retry_after("3") == 3.0
     assert _retry_after(None) is None
     assert _retry_after("garbage") is None
+    for unusable in ("NaN", "nan", "inf", "-inf", "1e999", "-5", "Fri, 31 Dec 99999 23:59:59 GMT"):
+        assert _retry_after(unusable) is None, unusable
     assert _retry_after("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0
 
 

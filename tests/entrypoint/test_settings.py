@@ -77,6 +77,7 @@ SAMPLES: dict[str, tuple[str, Any]] = {
     "DAGFLEET_CACHE_URL": ("redis://r:6379/0", "redis://r:6379/0"),
     "DAGFLEET_CACHE_TTL": ("30", 30.0),
     "DAGFLEET_PARSE_TIMEOUT": ("2", 2.0),
+    "DAGFLEET_RUN_SYNC_TIMEOUT": ("30", 30.0),
     "DAGFLEET_LOG_LEVEL": ("debug", "DEBUG"),
     "DAGFLEET_EXEC": ("/bin/true", "/bin/true"),
     "DAGFLEET_METRICS_PORT": ("9108", 9108),
