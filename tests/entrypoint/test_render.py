@@ -232,7 +232,7 @@ def test_a_template_schema_gets_the_definitions_locally(tmp_path: Path) -> None:
     bad = {"secrets": [ENV, {**ENV, "secret": "Bad"}], "x": 1}
     assert [path for path, _ in template.spec_problems(bad)] == ["spec.secrets[1].secret", "spec.x"]
     assert template.spec_problems({"secrets": [ENV]}) == []
-    untouched = {"type": "object", "properties": {"a": {"$ref": "https://example.invalid/s.json"}}}
+    untouched = {"type": "object", "properties": {"a": {"$ref": "#/$defs/a"}}, "$defs": {"a": {"type": "integer"}}}
     (tmp_path / "u.py").write_text("# another\n")
     (tmp_path / "u.schema.json").write_text(json.dumps(untouched))
     assert TemplateLibrary(tmp_path, "u").get("u").schema == untouched  # no reference to ours: as written
