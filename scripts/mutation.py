@@ -5,9 +5,11 @@ lives in ``entrypoint/dagfleet``. So each module is run in a stage of its own,
 ``.run/mutation/<module>/``, laid out the way mutmut expects: ``src/dagfleet`` (a copy of the
 package), the tests and the files they read, and a ``pyproject.toml`` whose ``[tool.mutmut]`` names
 the one module to mutate and the test subset. ``PYTHONPATH`` points at mutmut's mutated copy so a
-``dagfleet`` that a test starts as a subprocess runs the mutant too.
+``dagfleet`` that a test starts as a subprocess runs the mutant too (mutmut only counts the tests
+that call a function in its own process as covering it).
 
-Usage: ``python scripts/mutation.py run MODULE...`` then ``python scripts/mutation.py summary``.
+Usage: ``python scripts/mutation.py run MODULE...``, then ``summary`` (the figures) and
+``survivors MODULE`` (each surviving mutant as a diff).
 """
 
 from __future__ import annotations
@@ -22,22 +24,23 @@ from collections import Counter
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+MUTANT_TIMEOUT = 300  # seconds for one mutant's subset (the longest subset takes ~60 s unmutated)
 STAGES = REPO / ".run" / "mutation"
 # What the tests read besides the package and themselves (support.paths.REPO is the stage).
 ALSO_COPY = ["bench", "chart", "docs", "examples", "scripts", "Makefile", "mk"]
 # The fast subset that exercises each module (2 shared cores: the whole of tests/entrypoint and
-# tests/faults takes 18 minutes under mutmut before the first mutant runs). Every module also gets
-# the fuzz suite at MUTATION_FUZZ_EXAMPLES derandomized examples.
-SYNC = ["tests/entrypoint/test_sync.py", "tests/entrypoint/test_templates.py", "tests/faults/test_api_faults.py",
-        "tests/faults/test_hostile_input.py"]  # fmt: skip
+# tests/faults takes 18 minutes before the first mutant runs), then the fuzz suite at
+# MUTATION_FUZZ_EXAMPLES (default 10) derandomized examples. A mutant's run stops at its first failure.
 TESTS = {
     "workflow_ids": ["tests/entrypoint/test_workflow_ids.py", "tests/entrypoint/test_sync.py"],
-    "plan": SYNC,
-    "store": [*SYNC, "tests/entrypoint/test_status.py"],
-    "materializer": SYNC,
-    "client": ["tests/entrypoint/test_client.py", "tests/entrypoint/test_jsonlimits.py", *SYNC],
-    "config": ["tests/dag/test_dag_config.py", "tests/entrypoint/test_validate.py", "tests/entrypoint/test_sync.py"],
-}
+    "plan": ["tests/entrypoint/test_sync.py", "tests/entrypoint/test_templates.py"],
+    "store": ["tests/entrypoint/test_sync.py", "tests/entrypoint/test_status.py"],
+    "materializer": ["tests/entrypoint/test_sync.py", "tests/entrypoint/test_templates.py",
+                     "tests/faults/test_hostile_input.py"],
+    "client": ["tests/entrypoint/test_client.py", "tests/entrypoint/test_jsonlimits.py",
+               "tests/faults/test_api_faults.py"],
+    "config": ["tests/dag/test_dag_config.py", "tests/entrypoint/test_validate.py"],
+}  # fmt: skip
 FUZZ = "tests/fuzz"
 
 
@@ -50,7 +53,7 @@ def _pyproject(module: str) -> str:
 source_paths = ["src"]
 only_mutate = ["src/dagfleet/{module}.py"]
 also_copy = {json.dumps(ALSO_COPY)}
-pytest_add_cli_args_test_selection = {json.dumps([*TESTS[module], FUZZ])}
+pytest_add_cli_args_test_selection = {json.dumps(TESTS[module])}
 pytest_add_cli_args = ["-p", "no:cacheprovider", "-m", "not helm and not docker"]
 use_git_change_detection = false
 """
@@ -78,7 +81,39 @@ def _pycache(_folder: str, names: list[str]) -> list[str]:
     return [name for name in names if name in ("__pycache__", ".pytest_cache")]
 
 
-def run(module: str, children: int) -> int:
+def generate(where: Path, env: dict[str, str]) -> list[str]:
+    """mutmut writes the mutants (``mutants/src``, one trampoline per function); their names are in
+    the module's ``.meta``. mutmut's own runner is not used: with tests that run a sync in-process
+    its stats step (which test covers which function) records nothing in mutmut 3.8.1 ("could not
+    find any test case for any mutant"), so every mutant is run against the module's whole subset."""
+    mutmut = Path(sys.executable).with_name("mutmut")
+    subprocess.run([str(mutmut), "run"], cwd=where, env=env, capture_output=True, check=False)  # noqa: S603
+    metas = list((where / "mutants" / "src" / "dagfleet").glob("*.py.meta"))
+    if not metas:
+        raise SystemExit(f"mutmut generated no mutants in {where}")
+    return sorted(json.loads(metas[0].read_text())["exit_code_by_key"], key=_natural)
+
+
+def _natural(name: str) -> tuple[str, int]:
+    stem, _, number = name.rpartition("_")
+    return stem, int(number) if number.isdigit() else 0
+
+
+def verdict(where: Path, env: dict[str, str], mutant: str, tests: list[str]) -> str:
+    """``killed`` (a test failed), ``timeout`` or ``survived``; the mutant is chosen by the
+    ``MUTANT_UNDER_TEST`` variable, which subprocesses inherit, so a CLI a test starts runs it too."""
+    argv = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", "-m", "not helm and not docker"]
+    try:
+        done = subprocess.run(  # noqa: S603 - our own fixed argv
+            [*argv, *tests], cwd=where / "mutants", env={**env, "MUTANT_UNDER_TEST": mutant},
+            capture_output=True, timeout=MUTANT_TIMEOUT, check=False,
+        )  # fmt: skip
+    except subprocess.TimeoutExpired:
+        return "timeout"
+    return "survived" if done.returncode == 0 else "killed"
+
+
+def run(module: str) -> int:
     where = stage(module)
     env = {
         **os.environ,
@@ -86,19 +121,20 @@ def run(module: str, children: int) -> int:
         "DAGFLEET_FUZZ_EXAMPLES": os.environ.get("MUTATION_FUZZ_EXAMPLES", "10"),
         "DAGFLEET_FUZZ_DERANDOMIZE": "true",
     }
-    mutmut = Path(sys.executable).with_name("mutmut")
-    run_argv = [str(mutmut), "run", "--max-children", str(children)]
-    code = subprocess.call(run_argv, cwd=where, env=env)  # noqa: S603 - our own fixed argv
-    results = subprocess.run(  # noqa: S603 - our own fixed argv
-        [str(mutmut), "results", "--all", "true"], cwd=where, env=env, capture_output=True, text=True, check=False
-    )
-    (STAGES / f"{module}.results.txt").write_text(results.stdout, encoding="utf-8")
-    print(f"{module}: {_line(module, _statuses(results.stdout))}")
-    return code
+    results = STAGES / f"{module}.results.txt"
+    mutants = generate(where, env)
+    if verdict(where, env, "none", [*TESTS[module], FUZZ]) != "survived":
+        raise SystemExit(f"{module}: the test subset fails without any mutant; fix that first")
+    lines = []
+    for mutant in mutants:
+        lines.append(f"    {mutant}: {verdict(where, env, mutant, [*TESTS[module], FUZZ])}")
+        results.write_text("\n".join(lines) + "\n", encoding="utf-8")  # as far as it got
+    print(f"{module}: {_line(module, _statuses(results.read_text(encoding='utf-8')))}", flush=True)
+    return 0
 
 
 def _statuses(text: str) -> Counter[str]:
-    """``mutmut results --all true`` lines are ``    <mutant>: <status>``."""
+    """Result lines are ``    <mutant>: <status>``."""
     return Counter(line.rpartition(": ")[2].strip() for line in text.splitlines() if ": " in line)
 
 
@@ -107,7 +143,7 @@ def _line(module: str, counts: Counter[str]) -> str:
     killed = counts.get("killed", 0) + counts.get("timeout", 0)
     rate = f"{100 * killed / total:.1f} %" if total else "n/a"
     details = ", ".join(f"{status} {count}" for status, count in sorted(counts.items()))
-    return f"{total} mutants, {killed} killed ({rate}): {details}"
+    return f"{total} mutants run, {killed} killed ({rate}): {details}"
 
 
 def summary() -> int:
@@ -117,17 +153,30 @@ def summary() -> int:
     return 0
 
 
+def survivors(module: str) -> None:
+    """Each surviving mutant of ``module`` as a diff (mutmut show)."""
+    where = STAGES / module
+    mutmut = Path(sys.executable).with_name("mutmut")
+    text = (STAGES / f"{module}.results.txt").read_text(encoding="utf-8")
+    for line in text.splitlines():
+        name, _, status = line.strip().rpartition(": ")
+        if status == "survived":
+            subprocess.run([str(mutmut), "show", name], cwd=where, check=False)  # noqa: S603
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    runner = sub.add_parser("run")
-    runner.add_argument("modules", nargs="+")
-    runner.add_argument("--max-children", type=int, default=1)
+    sub.add_parser("run").add_argument("modules", nargs="+")
     sub.add_parser("summary")
+    sub.add_parser("survivors").add_argument("module")
     args = parser.parse_args(argv)
     if args.command == "summary":
         return summary()
-    return max(run(module, args.max_children) for module in args.modules)
+    if args.command == "survivors":
+        survivors(args.module)
+        return 0
+    return max(run(module) for module in args.modules)
 
 
 if __name__ == "__main__":

@@ -209,8 +209,8 @@ def expect(answer: Answer, before: dict[str, tuple[str, str]], generated: set[st
     failed = Expected(code=75 if generated else 69)  # the last known good set stays as it was, or none
     if answer.fault is not None:
         return failed
-    if answer.junk and not answer.entries and all(isinstance(j, Raw) for j in answer.junk):
-        return failed  # nothing in the list can be read: the list cannot be read
+    if not answer.entries and any(isinstance(j, Raw) for j in answer.junk):
+        return failed  # an entry beyond a limit and no workflow entry at all: the list cannot be read
     wrapped = (answer.list_text or "").lstrip().startswith("{")
     inline = [c for _, c, _ in answer.entries] if answer.objects else []
     if wrapped and not oracle.within_limits([*answer.junk, *inline], 0):
