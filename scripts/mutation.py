@@ -34,7 +34,7 @@ ALSO_COPY = ["bench", "chart", "docs", "examples", "scripts", "Makefile", "mk"]
 TESTS = {
     "workflow_ids": ["tests/entrypoint/test_workflow_ids.py", "tests/entrypoint/test_sync.py"],
     "plan": ["tests/entrypoint/test_sync.py", "tests/entrypoint/test_templates.py"],
-    "store": ["tests/entrypoint/test_sync.py", "tests/entrypoint/test_status.py"],
+    "store": ["tests/entrypoint/test_store.py", "tests/entrypoint/test_sync.py", "tests/entrypoint/test_status.py"],
     "materializer": ["tests/entrypoint/test_sync.py", "tests/entrypoint/test_templates.py",
                      "tests/faults/test_hostile_input.py"],
     "client": ["tests/entrypoint/test_client.py", "tests/entrypoint/test_jsonlimits.py",
