@@ -13,3 +13,8 @@ def test_the_trailer_is_a_line_of_its_own_whatever_the_template_ends_with(templa
     body, trailer = data.split(TRAILER_PREFIX)
     assert body == b"x = 1\n"
     assert trailer.endswith(b"\n") and trailer.count(b"\n") == 1
+
+
+def test_an_empty_template_gets_the_trailer_alone() -> None:
+    data = dag_bytes(b"", Record("acme", {}, "demo", stored_at=0.0), "1.2.3")
+    assert data.startswith(TRAILER_PREFIX) and data.count(b"\n") == 1

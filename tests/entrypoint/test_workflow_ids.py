@@ -67,3 +67,15 @@ def test_a_rejected_value_that_is_not_a_string_is_shown_cut_at_60() -> None:
     with pytest.raises(WorkflowIdError) as err:
         workflow_ids.validate(list(range(40)))
     assert str(err.value) == f"workflow ID {ascii(list(range(40)))[:60]} is not a string"
+
+
+def test_the_reasons_read_in_full() -> None:
+    with pytest.raises(WorkflowIdError) as empty:
+        workflow_ids.validate("")
+    assert str(empty.value) == "workflow ID '' is empty"
+    with pytest.raises(WorkflowIdError) as bad:
+        workflow_ids.validate("a b")
+    assert str(bad.value) == (
+        "workflow ID 'a b' is not allowed: use ASCII letters, digits, '_', '.' and '-', "
+        "starting with a letter or digit (no path separators, spaces or other characters)"
+    )
