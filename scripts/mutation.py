@@ -33,7 +33,7 @@ ALSO_COPY = ["bench", "chart", "docs", "examples", "scripts", "Makefile", "mk"]
 # MUTATION_FUZZ_EXAMPLES (default 10) derandomized examples. A mutant's run stops at its first failure.
 TESTS = {
     "workflow_ids": ["tests/entrypoint/test_workflow_ids.py", "tests/entrypoint/test_sync.py"],
-    "plan": ["tests/entrypoint/test_sync.py", "tests/entrypoint/test_templates.py"],
+    "plan": ["tests/entrypoint/test_plan.py", "tests/entrypoint/test_sync.py", "tests/entrypoint/test_templates.py"],
     "store": ["tests/entrypoint/test_store.py", "tests/entrypoint/test_sync.py", "tests/entrypoint/test_status.py"],
     "materializer": ["tests/entrypoint/test_sync.py", "tests/entrypoint/test_templates.py",
                      "tests/faults/test_hostile_input.py"],
