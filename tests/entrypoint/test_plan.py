@@ -47,3 +47,26 @@ def test_a_new_etag_for_the_same_config_is_stored_without_touching_the_dag(api: 
     _sync(tmp_path, api.url)
     assert Settings(dags_folder=tmp_path).store.record("a").etag == '"v2"'  # type: ignore[union-attr]
     assert (tmp_path / "a-mydag.py").read_bytes() == dag
+
+
+# Templates whose own text holds the trailer's marker, and ends in an `X` or in blanks.
+ODD = b'"""Mentions # dagfleet-generated: in its docstring."""\nx = 1  \t\n# dagfleet-generated: quoted\n'
+
+
+@pytest.mark.parametrize("odd_template", [ODD + b"X\n", ODD + b"y = 2 \t\n"])
+def test_a_config_change_is_a_config_update_whatever_the_template_holds(
+    api: FaultServer, tmp_path: Path, odd_template: bytes
+) -> None:
+    templates = tmp_path / "templates"
+    templates.mkdir()
+    (templates / "odd.py").write_bytes(odd_template)
+    dags = tmp_path / "dags"
+    settings = Settings(
+        api_url=api.url, api_key_value="k" * 12, dags_folder=dags, retries=1, templates_folder=templates
+    )
+    client = ConfigClient.from_settings(settings, retrying=retry_policy(1, initial=0))
+    api.set("/airflowconfigs", Behaviour.json([{"id": "a", "config": {"template": "odd", "tags": ["1"]}}]))
+    Materializer(settings, client).sync()
+    api.set("/airflowconfigs", Behaviour.json([{"id": "a", "config": {"template": "odd", "tags": ["2"]}}]))
+    report = Materializer(settings, client).sync()
+    assert (report.written, report.config_updated) == ([], ["a-mydag.py"])
