@@ -8,8 +8,9 @@ the one module to mutate and the test subset. ``PYTHONPATH`` points at mutmut's 
 ``dagfleet`` that a test starts as a subprocess runs the mutant too (mutmut only counts the tests
 that call a function in its own process as covering it).
 
-Usage: ``python scripts/mutation.py run MODULE...``, then ``summary`` (the figures) and
-``survivors MODULE`` (each surviving mutant as a diff).
+Usage: ``python scripts/mutation.py run MODULE...``, then ``summary`` (the figures),
+``survivors MODULE`` (each surviving mutant as a diff) and, after adding tests, ``recheck MODULE``
+(the survivors run again against the tests as they are now: ``killed-by-new-test``).
 """
 
 from __future__ import annotations
@@ -146,7 +147,7 @@ def _statuses(text: str) -> Counter[str]:
 
 def _line(module: str, counts: Counter[str]) -> str:
     total = sum(counts.values())
-    killed = counts.get("killed", 0) + counts.get("timeout", 0)
+    killed = counts.get("killed", 0) + counts.get("timeout", 0) + counts.get("killed-by-new-test", 0)
     rate = f"{100 * killed / total:.1f} %" if total else "n/a"
     details = ", ".join(f"{status} {count}" for status, count in sorted(counts.items()))
     return f"{total} mutants run, {killed} killed ({rate}): {details}"
@@ -156,6 +157,30 @@ def summary() -> int:
     for results in sorted(STAGES.glob("*.results.txt")):
         module = results.name.removesuffix(".results.txt")
         print(f"{module}: {_line(module, _statuses(results.read_text(encoding='utf-8')))}")
+    return 0
+
+
+def recheck(module: str) -> int:
+    """Run the survivors of the last run again with the tests as they are now (after new tests)."""
+    where = STAGES / module
+    tests = where / "mutants" / "tests"
+    shutil.rmtree(tests)
+    shutil.copytree(REPO / "tests", tests, ignore=_pycache)
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(where / "mutants" / "src"),
+        "DAGFLEET_FUZZ_EXAMPLES": os.environ.get("MUTATION_FUZZ_EXAMPLES", "10"),
+        "DAGFLEET_FUZZ_DERANDOMIZE": "true",
+    }
+    results = STAGES / f"{module}.results.txt"
+    lines = results.read_text(encoding="utf-8").splitlines()
+    for index, line in enumerate(lines):
+        name, _, status = line.strip().rpartition(": ")
+        if status == "survived":
+            again = verdict(where, env, name, [*TESTS[module], FUZZ])
+            lines[index] = f"    {name}: {'killed-by-new-test' if again != 'survived' else 'survived'}"
+            results.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    print(f"{module}: {_line(module, _statuses(results.read_text(encoding='utf-8')))}", flush=True)
     return 0
 
 
@@ -176,9 +201,12 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("run").add_argument("modules", nargs="+")
     sub.add_parser("summary")
     sub.add_parser("survivors").add_argument("module")
+    sub.add_parser("recheck").add_argument("module")
     args = parser.parse_args(argv)
     if args.command == "summary":
         return summary()
+    if args.command == "recheck":
+        return recheck(args.module)
     if args.command == "survivors":
         survivors(args.module)
         return 0
