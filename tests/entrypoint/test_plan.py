@@ -70,3 +70,13 @@ def test_a_config_change_is_a_config_update_whatever_the_template_holds(
     api.set("/airflowconfigs", Behaviour.json([{"id": "a", "config": {"template": "odd", "tags": ["2"]}}]))
     report = Materializer(settings, client).sync()
     assert (report.written, report.config_updated) == ([], ["a-mydag.py"])
+
+
+def test_a_new_workflow_that_stays_invalid_shows_its_latest_problem(api: FaultServer, tmp_path: Path) -> None:
+    api.set("/airflowconfigs", Behaviour.json([{"id": "a", "config": {"catchup": "yes"}}]))
+    _sync(tmp_path, api.url)
+    assert b"catchup" in (tmp_path / "a-mydag.py").read_bytes()  # its import error names the field
+    api.set("/airflowconfigs", Behaviour.json([{"id": "a", "config": {"colour": "red"}}]))
+    _sync(tmp_path, api.url)
+    stub = (tmp_path / "a-mydag.py").read_bytes()
+    assert b"colour" in stub and b"catchup" not in stub
