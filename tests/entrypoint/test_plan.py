@@ -80,3 +80,15 @@ def test_a_new_workflow_that_stays_invalid_shows_its_latest_problem(api: FaultSe
     _sync(tmp_path, api.url)
     stub = (tmp_path / "a-mydag.py").read_bytes()
     assert b"colour" in stub and b"catchup" not in stub
+
+
+def test_a_missing_default_template_is_named_as_such(api: FaultServer, tmp_path: Path) -> None:
+    settings = Settings(
+        api_url=api.url, api_key_value="k" * 12, dags_folder=tmp_path, retries=1, default_template="nosuch"
+    )
+    client = ConfigClient.from_settings(settings, retrying=retry_policy(1, initial=0))
+    api.set("/airflowconfigs", Behaviour.json([{"id": "a", "config": {}}, {"id": "b", "config": {"template": "no"}}]))
+    report = Materializer(settings, client).sync()
+    default = "config field 'template (DAGFLEET_DEFAULT_TEMPLATE)': unknown template 'nosuch'"
+    assert default in report.workflow_problems["a"]
+    assert "config field 'template': unknown template 'no'" in report.workflow_problems["b"]

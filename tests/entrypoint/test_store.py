@@ -31,3 +31,10 @@ def test_the_layout_is_the_documented_one(tmp_path: Path) -> None:
     )  # fmt: skip
     assert (store.records, store.cache_dir, store.tmp) == (state / "records", state / "cache", state / "tmp")
     assert store.record_path("acme") == state / "records" / "acme.json"
+
+
+@pytest.mark.parametrize("text", ["[1]", '{"files": [1]}', '"x"'])
+def test_a_manifest_that_is_not_one_lists_nothing(tmp_path: Path, text: str) -> None:
+    (tmp_path / ".dagfleet").mkdir()
+    (tmp_path / ".dagfleet" / "manifest.json").write_text(text)
+    assert FleetStore(tmp_path).manifest() == {}
