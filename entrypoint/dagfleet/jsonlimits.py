@@ -39,29 +39,30 @@ def _parse_int(text: str) -> int:
     return int(text)
 
 
-def too_deep(value: Any, limit: int = MAX_DEPTH) -> bool:
-    """Whether ``value`` nests arrays/objects more than ``limit`` levels (iterative: no recursion)."""
-    if not isinstance(value, dict | list):
-        return False
-    stack: list[tuple[Any, int]] = [(value, 1)]
-    while stack:
-        node, depth = stack.pop()
-        if depth > limit:
-            return True
-        children = node.values() if isinstance(node, dict) else node
-        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
-    return False
+def text_depth(text: str) -> int:
+    """The deepest nesting of arrays/objects in JSON text, found by a scan (strings skipped whole).
+
+    No parsing and no recursion: the bound holds whatever the interpreter's recursion limit is."""
+    depth = deepest = 0
+    for match in _PART.finditer(text):
+        part = match.group()
+        if part in ("[", "{"):
+            depth += 1
+            deepest = max(deepest, depth)
+        elif part in ("]", "}"):
+            depth -= 1
+    return deepest
 
 
 def loads(data: bytes | str, depth_limit: int = MAX_DEPTH) -> Any:
-    """``json.loads`` within the bounds; ``JSONDecodeError``/``UnicodeDecodeError`` as usual."""
-    try:
-        value = json.loads(data, parse_int=_parse_int)
-    except RecursionError:
-        raise JsonLimitError(f"is nested deeper than the {MAX_DEPTH} levels an answer may have") from None
-    if too_deep(value, depth_limit):
+    """``json.loads`` within the bounds; ``JSONDecodeError``/``UnicodeDecodeError`` as usual.
+
+    The depth is checked on the text before ``json`` sees it, so ``json`` never recurses deeper
+    than ``depth_limit`` levels (no ``RecursionError``, whatever the recursion limit)."""
+    text = data.decode(json.detect_encoding(data), "surrogatepass") if isinstance(data, bytes) else data
+    if text_depth(text) > depth_limit:
         raise JsonLimitError(f"is nested deeper than the {MAX_DEPTH} levels an answer may have")
-    return value
+    return json.loads(text, parse_int=_parse_int)
 
 
 def split_array(text: str) -> list[str] | None:

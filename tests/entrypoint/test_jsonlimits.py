@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 
 import pytest
 
@@ -70,3 +72,24 @@ def test_a_list_entry_beyond_a_bound_is_that_entry_only() -> None:
 def test_a_list_that_cannot_be_read_is_one_error(body: str) -> None:
     with pytest.raises(ConfigApiError, match="config API sent a workflow list that"):
         parse_list_body(body.encode())
+
+
+def test_the_depth_scan_skips_strings() -> None:
+    assert jsonlimits.text_depth('{"a": "[[[[{{{{", "b": [1, [2]], "c": "\\"]]]"}') == 3
+    assert jsonlimits.text_depth("5") == 0
+
+
+def test_the_depth_bound_does_not_depend_on_the_recursion_limit() -> None:
+    """With the recursion limit raised far above the document's depth, a document deeper than the
+    bound is still refused before ``json`` parses it (``json`` would recurse 200,000 levels in C)."""
+    script = (
+        "import sys; sys.setrecursionlimit(10**6)\n"
+        "from dagfleet import jsonlimits\n"
+        "try:\n"
+        "    jsonlimits.loads('[' * 200_000 + ']' * 200_000)\n"
+        "except jsonlimits.JsonLimitError as err:\n"
+        "    print(err)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, (done.returncode, done.stderr[-500:])
+    assert "nested deeper than the 64 levels" in done.stdout
