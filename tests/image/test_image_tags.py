@@ -16,7 +16,7 @@ from support.proc import run
 
 PAGES = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 # `dagfleet:<tag>` as an image: after FROM, `docker run/build -t`, `--entrypoint dagfleet`, in a table.
-IMAGE_REF = re.compile(r"(?<![\w./-])dagfleet:([\w.-]+)(?![\w/])")
+IMAGE_REF = re.compile(r"(?<![\w./:-])dagfleet:([\w.-]+)(?![\w/])")  # not `urn:dagfleet:…`
 NOT_IMAGES = {"config"}  # `dagfleet:config:<id>`: a Redis key (docs/config.md)
 
 
@@ -60,5 +60,5 @@ def test_every_image_the_docs_and_the_chart_name_is_built() -> None:
 
 
 def test_the_image_reference_pattern_finds_what_a_user_copies() -> None:
-    text = "FROM dagfleet:latest\ndocker run -d dagfleet:dev\n`dagfleet:config:<id>`\nhttp://dagfleet:8080/x"
+    text = "FROM dagfleet:latest\ndocker run -d dagfleet:dev\n`dagfleet:config:<id>`\nhttp://dagfleet:8080/x\nurn:dagfleet:x"
     assert IMAGE_REF.findall(text) == ["latest", "dev", "config"]
