@@ -54,7 +54,7 @@ fmt: venv ## Format and auto-fix with ruff
 	$(BIN)/ruff format entrypoint tests scripts docker $(wildcard bench)
 
 .PHONY: reference
-reference: venv ## Regenerate the DAGFLEET_* table of docs/reference.md from dagfleet/settings.py
+reference: venv ## Regenerate the DAGFLEET_* table of docs/reference.md from dagfleet/fleet/settings.py
 	$(BIN)/python scripts/settings_doc.py
 
 .PHONY: clean

@@ -2,7 +2,7 @@
 # .run/mutation/<module>/ (mutmut wants src/<package>), has mutmut write the mutants there and runs each against the module.s fast
 # test subset plus a small derandomized fuzz, and prints the killed/survived counts per module.
 # Results: .run/mutation/<module>.results.txt; the last figures and every survivor: docs/mutation.md.
-MUTATION_MODULES ?= workflow_ids plan store client config materializer
+MUTATION_MODULES ?= fleet.workflow_ids sync.plan fleet.store api.client fleet.config sync.apply
 
 ##@ Mutation testing
 

@@ -1,7 +1,7 @@
 """The task pod Airflow's own KubernetesExecutor code builds from the chart's pod template.
 
 `PodGenerator.construct_pod` (what the executor calls) merges the rendered pod template, the
-dynamic part (the workload's args) and the task's pod override (dagfleet.taskpod). The result must
+dynamic part (the workload's args) and the task's pod override (dagfleet.service.taskpod). The result must
 start `dagfleet task --` with Airflow's args, carry the parsed config, skip the database wait and
 hold no secret of Airflow or the config API.
 """
@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from dagfleet.config import validate_config
-from dagfleet.settings import Settings
-from dagfleet.store import Record
-from dagfleet.taskpod import ENV_VAR, task_defaults
+from dagfleet.fleet.config import validate_config
+from dagfleet.fleet.settings import Settings
+from dagfleet.fleet.store import Record
+from dagfleet.service.taskpod import ENV_VAR, task_defaults
 from support.chart import render_chart
 
 ARGS = ["python", "-m", "airflow.sdk.execution_time.execute_workload", "--json-string", '{"kind": "ExecuteTask"}']

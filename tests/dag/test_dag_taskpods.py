@@ -1,4 +1,4 @@
-"""KubernetesExecutor task pods run the DAG and config the DAG processor parsed (dagfleet.taskpod).
+"""KubernetesExecutor task pods run the DAG and config the DAG processor parsed (dagfleet.service.taskpod).
 
 Under the KubernetesExecutor every task carries a pod override with the workflow's parsed config;
 it survives DAG serialization (what the scheduler reads); `dagfleet task` in an empty DAG folder
@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from dagfleet.taskpod import ENV_VAR
+from dagfleet.service.taskpod import ENV_VAR
 from support.dag import example_workflows, make_dags, parse_dags
 from support.paths import REPO
 
@@ -80,10 +80,10 @@ def test_no_stored_config_means_no_override(
     """A config the loader did not read from disk is not kept raw: the pod takes the fallback path."""
     folder = make_dags(tmp_path / "dags", {"cached": {"tags": ["from-disk"]}})
     bag = parse_dags(folder, monkeypatch)
-    from dagfleet.config import validate_config
-    from dagfleet.settings import Settings
-    from dagfleet.store import FleetStore, Record
-    from dagfleet.taskpod import parsed_record
+    from dagfleet.fleet.config import validate_config
+    from dagfleet.fleet.settings import Settings
+    from dagfleet.fleet.store import FleetStore, Record
+    from dagfleet.service.taskpod import parsed_record
 
     store = FleetStore(folder)
     store.write_record(Record("cached", {"tags": ["changed-after-parse"]}, "demo"))

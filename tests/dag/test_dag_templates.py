@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from dagfleet.materializer import Materializer
-from dagfleet.render import render_context
-from dagfleet.settings import Settings
+from dagfleet.fleet.settings import Settings
+from dagfleet.service.render import render_context
+from dagfleet.sync.apply import Materializer
 from support.dag import parse_dags
 from support.docs import doc_files
 from support.net import dead_url
@@ -75,8 +75,8 @@ def test_realistic_example_template_fans_out_per_table(examples: Any) -> None:
 
 
 def test_realistic_example_plans_each_table_with_the_tenants_secrets(examples: Any) -> None:
-    from dagfleet.authoring import Workflow
-    from dagfleet.config import validate_config
+    from dagfleet.authoring.workflow import Workflow
+    from dagfleet.fleet.config import validate_config
 
     config = validate_config("globex_etl", examples.configs["globex_etl"])
     planned = Workflow("globex_etl", config, "stored").plan_items({"items": ["accounts", "payments"]})
@@ -144,7 +144,7 @@ def test_the_docs_example_validates_syncs_and_parses(
     files = _doc_files(tmp_path)
     templates = files["my-templates/copy_tables.py"].parent
     check = subprocess.run(
-        [sys.executable, "-m", "dagfleet.cli", "validate", "--file", str(files["my-workflows.yaml"])],
+        [sys.executable, "-m", "dagfleet.service.cli", "validate", "--file", str(files["my-workflows.yaml"])],
         env={"PATH": "/usr/bin:/bin", "DAGFLEET_TEMPLATES": str(templates)},
         capture_output=True,
         text=True,

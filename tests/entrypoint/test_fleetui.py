@@ -6,11 +6,11 @@ from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
-from dagfleet import fleetstatus
-from dagfleet.fleetstatus import FleetStatus, State, WorkflowStatus
-from dagfleet.fleetui import dags_folder, render_page
-from dagfleet.materializer import Materializer
-from dagfleet.settings import Settings
+from dagfleet.fleet.settings import Settings
+from dagfleet.service.fleetui import dags_folder, render_page
+from dagfleet.sync import fleetstatus
+from dagfleet.sync.apply import Materializer
+from dagfleet.sync.fleetstatus import FleetStatus, State, WorkflowStatus
 
 
 class _Collect(HTMLParser):

@@ -1,4 +1,4 @@
-"""The JSON bounds (dagfleet.jsonlimits), and the list parser that applies them per entry."""
+"""The JSON bounds (dagfleet.api.jsonlimits), and the list parser that applies them per entry."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import sys
 
 import pytest
 
-from dagfleet import jsonlimits
-from dagfleet.client import parse_list_body
-from dagfleet.errors import ConfigApiError
+from dagfleet.api import jsonlimits
+from dagfleet.api.client import parse_list_body
+from dagfleet.fleet.errors import ConfigApiError
 
 DEEP = "[" * 5000 + "]" * 5000
 

@@ -236,10 +236,10 @@ def test_status_json_is_what_dagfleet_status_json_prints(tmp_path: Path) -> None
 def test_the_rejected_gauge_counts_every_rejected_id(tmp_path: Path) -> None:
     """Issue #28: the status lists rejected IDs up to its cap and counts the rest; the gauge
     `dagfleet_workflows{state="rejected"}` counts them all, like `status --json`."""
-    from dagfleet import fleetstatus
-    from dagfleet.materializer import MAX_REJECTED_IDS_LISTED, Materializer
-    from dagfleet.metrics import FleetMetrics
-    from dagfleet.settings import Settings
+    from dagfleet.fleet.settings import Settings
+    from dagfleet.service.metrics import FleetMetrics
+    from dagfleet.sync import fleetstatus
+    from dagfleet.sync.apply import MAX_REJECTED_IDS_LISTED, Materializer
     from support.faultserver import LIST_PATH, Behaviour
 
     total = MAX_REJECTED_IDS_LISTED + 3

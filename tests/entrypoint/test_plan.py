@@ -1,4 +1,4 @@
-"""The sync's plan (dagfleet.plan) as a sync carries it out: when a record is rewritten."""
+"""The sync's plan (dagfleet.sync.plan) as a sync carries it out: when a record is rewritten."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from dagfleet.client import ConfigClient
-from dagfleet.materializer import Materializer
-from dagfleet.retry import retry_policy
-from dagfleet.settings import Settings
+from dagfleet.api.client import ConfigClient
+from dagfleet.api.retry import retry_policy
+from dagfleet.fleet.settings import Settings
+from dagfleet.sync.apply import Materializer
 from support.faultserver import Behaviour, FaultServer, config_path
 
 

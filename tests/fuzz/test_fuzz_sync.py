@@ -7,7 +7,7 @@ strings), configs (valid, wrong types, unknown fields, strict booleans, huge num
 nesting, non-finite numbers, param schemas with patterns and `$ref`s, template specs checked
 through a local `$ref`), per-workflow failures, and HTTP faults on the list request itself — and
 the fault server on loopback serves it as raw JSON text. Then the real ``dagfleet sync`` runs
-in-process (``dagfleet.cli.main``, the CLI's code path), and after every round:
+in-process (``dagfleet.service.cli.main``, the CLI's code path), and after every round:
 
 - safety: no traceback, nothing written outside the dags folder, a file dagfleet did not create
   never changed nor claimed; when the list request fails, every DAG, record and the manifest are
@@ -38,8 +38,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dagfleet import cli
-from dagfleet.store import FleetStore
+from dagfleet.fleet.store import FleetStore
+from dagfleet.service import cli
 from support import oracle
 from support.faultserver import Behaviour, FaultServer, config_path, etag_of
 from support.net import free_port

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from dagfleet.store import TRAILER_PREFIX
+from dagfleet.fleet.store import TRAILER_PREFIX
 from support.image import DAG_FOLDER, Container, HostConfigApi, http_ok, json_line, processes, start_container
 from support.paths import REPO
 
