@@ -12,6 +12,7 @@ WORKDIR /tmp/src
 COPY --chown=airflow:root pyproject.toml README.md ./
 COPY --chown=airflow:root examples/ examples/
 COPY --chown=airflow:root entrypoint/ entrypoint/
+COPY --chown=airflow:root dags/ dags/
 RUN pip wheel --no-cache-dir --no-deps --wheel-dir /tmp/dist .
 
 # --- the image -------------------------------------------------------------------------------

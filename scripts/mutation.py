@@ -34,10 +34,12 @@ ALSO_COPY = ["bench", "chart", "docs", "examples", "scripts", "Makefile", "mk"]
 # MUTATION_FUZZ_EXAMPLES (default 10) derandomized examples. A mutant's run stops at its first failure.
 TESTS = {
     "fleet.workflow_ids": ["tests/entrypoint/test_workflow_ids.py", "tests/entrypoint/test_sync.py"],
-    "sync.plan": ["tests/entrypoint/test_plan.py", "tests/entrypoint/test_sync.py", "tests/entrypoint/test_templates.py"],
-    "fleet.store": ["tests/entrypoint/test_store.py", "tests/entrypoint/test_sync.py", "tests/entrypoint/test_status.py"],
+    "sync.plan": ["tests/entrypoint/test_plan.py", "tests/entrypoint/test_sync.py",
+                  "tests/entrypoint/test_templates.py"],
+    "fleet.store": ["tests/entrypoint/test_store.py", "tests/entrypoint/test_sync.py",
+                    "tests/entrypoint/test_status.py"],
     "sync.apply": ["tests/entrypoint/test_sync.py", "tests/entrypoint/test_templates.py",
-                     "tests/faults/test_hostile_input.py"],
+                   "tests/faults/test_hostile_input.py"],
     "api.client": ["tests/entrypoint/test_client.py", "tests/entrypoint/test_jsonlimits.py",
                "tests/faults/test_api_faults.py"],
     "fleet.config": ["tests/dag/test_dag_config.py", "tests/entrypoint/test_validate.py"],

@@ -36,7 +36,7 @@ EVIL = "^(a+)+$"  # catastrophic for a backtracking engine
 VALUE = "a" * 50_000 + "!"  # 50 KB that the pattern does not match
 LINE_BOUND = 10_000  # characters of any log line (docs/config.md: "Errors")
 STATUS_BOUND = 64_000  # bytes of status.json for these few workflows
-DEMO = REPO / "entrypoint" / "dagfleet" / "templates" / "demo.py"
+DEMO = REPO / "dags" / "demo.py"
 
 
 @dataclass

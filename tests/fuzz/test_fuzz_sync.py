@@ -38,6 +38,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from dagfleet.fleet.settings import SHIPPED_TEMPLATES
 from dagfleet.fleet.store import FleetStore
 from dagfleet.service import cli
 from support import oracle
@@ -52,7 +53,7 @@ KEY = "fuzz-key-5e6f7a8b9c"
 USER_FILES = {"user-mydag.py": b"# the user's own DAG, named like workflow 'user'\n", "handmade.py": b"# mine\n"}
 SEED = {"alpha": {"tags": ["start"]}, "beta": {}, "gamma": {"schedule": "@daily"}}
 SUFFIX = "-mydag.py"  # README: a workflow's DAG is `<id>-mydag.py`
-SHIPPED_DEMO = Path(cli.__file__).resolve().parent / "templates" / "demo.py"
+SHIPPED_DEMO = SHIPPED_TEMPLATES / "demo.py"
 
 # -- what the config API answers ----------------------------------------------------------------
 GOOD_IDS = ["alpha", "beta", "gamma", "Alpha", "user", "d.e-f_1", "x" * 200]

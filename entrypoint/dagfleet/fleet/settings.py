@@ -23,8 +23,20 @@ if TYPE_CHECKING:
     from dagfleet.fleet.store import FleetStore
     from dagfleet.fleet.template_library import TemplateLibrary
 
-# The templates shipped in the package (the default of DAGFLEET_TEMPLATES).
-SHIPPED_TEMPLATES = Path(__file__).resolve().parents[1] / "templates"
+
+def packaged_file(*parts: str) -> Path:
+    """A file shipped with the package, or its source in a checkout (editable installs)."""
+    here = Path(__file__).resolve().parents[1]  # the package folder
+    packaged = here.joinpath(*parts)
+    if packaged.exists():
+        return packaged
+    sources = {("data", "workflows.yaml"): ("examples", "workflows.yaml"), ("dags",): ("dags",)}
+    return here.parents[1].joinpath(*sources[parts])
+
+
+# The templates shipped in the package (the default of DAGFLEET_TEMPLATES): dags/ at the top of a
+# checkout, dagfleet/dags/ in the wheel.
+SHIPPED_TEMPLATES = packaged_file("dags")
 
 
 def _flag(value: str) -> bool:
@@ -241,16 +253,6 @@ def invalid_env(environ: Mapping[str, str]) -> list[str]:
         except DagfleetError as err:
             problems.append(str(err))
     return problems
-
-
-def packaged_file(*parts: str) -> Path:
-    """A file shipped with the package, or its source in a checkout (editable installs)."""
-    here = Path(__file__).resolve().parents[1]  # the package folder
-    packaged = here.joinpath(*parts)
-    if packaged.exists():
-        return packaged
-    sources = {("data", "workflows.yaml"): ("examples", "workflows.yaml")}
-    return here.parents[1].joinpath(*sources[parts])
 
 
 @dataclass(frozen=True)
