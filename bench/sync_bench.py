@@ -6,7 +6,7 @@ For each size N and each list format of the reference config API:
 * ``ids``: the list carries IDs only, then one ``GET /airflowconfigs/{id}`` per workflow;
 
 measure a cold sync (empty dags folder), a re-sync with nothing changed (ETag / 304) and a
-re-sync after one workflow changed, in-process (``Materializer(settings, client).sync()``) and
+re-sync after one workflow changed, in-process (``FleetSync(settings, client).sync()``) and
 as the real CLI (``dagfleet sync`` in a subprocess: interpreter start and imports included).
 """
 
@@ -25,14 +25,14 @@ from bench.common import BIN, base_env, log
 from dagfleet.api.client import ConfigClient
 from dagfleet.fleet.settings import Settings
 from dagfleet.sync import apply
-from dagfleet.sync.apply import Materializer
+from dagfleet.sync.apply import FleetSync
 
 
 def _in_process(url: str, dags: Path) -> dict[str, Any]:
     settings = Settings(api_url=url, dags_folder=dags)
     client = ConfigClient.from_settings(settings)
     start = time.perf_counter()
-    report = Materializer(settings, client).sync()
+    report = FleetSync(settings, client).sync()
     wall = time.perf_counter() - start
     client.close()
     return {

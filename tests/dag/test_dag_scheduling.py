@@ -155,13 +155,13 @@ def test_an_asset_uri_airflow_refuses_is_rejected_at_sync_not_at_parse(config_ap
     from dagfleet.api.client import ConfigClient
     from dagfleet.api.retry import retry_policy
     from dagfleet.fleet.settings import Settings
-    from dagfleet.sync.apply import Materializer
+    from dagfleet.sync.apply import FleetSync
 
     api = config_api_factory({"tenant": {"outlets": ["s3://bucket/ok"]}})
     settings = Settings(api_url=api.url, api_key_value="test-key-123", dags_folder=tmp_path / "dags", retries=2)
 
     def sync() -> Any:
-        return Materializer(settings, ConfigClient.from_settings(settings, retrying=retry_policy(2, initial=0))).sync()
+        return FleetSync(settings, ConfigClient.from_settings(settings, retrying=retry_policy(2, initial=0))).sync()
 
     assert sync().problems == []
     api.write({"tenant": {"outlets": ["postgres://x"], "schedule": {"any": ["s3://bucket/ok", "postgres://h/db"]}}})

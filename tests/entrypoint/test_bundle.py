@@ -11,7 +11,7 @@ from dagfleet.api.retry import retry_policy
 from dagfleet.fleet import versions
 from dagfleet.fleet.settings import Settings
 from dagfleet.service import dagprocessor
-from dagfleet.sync.apply import Materializer
+from dagfleet.sync.apply import FleetSync
 
 pytestmark = pytest.mark.airflow
 
@@ -20,7 +20,7 @@ def _sync(dags: Path, url: str) -> str:
     from dagfleet.api.client import ConfigClient
 
     settings = Settings(api_url=url, api_key_value="test-key-123", dags_folder=dags, retries=1)
-    Materializer(settings, ConfigClient.from_settings(settings, retrying=retry_policy(1, initial=0))).sync()
+    FleetSync(settings, ConfigClient.from_settings(settings, retrying=retry_policy(1, initial=0))).sync()
     return str(versions.current(dags))
 
 

@@ -20,7 +20,7 @@ from dagfleet.fleet.assets import AssetCondition
 from dagfleet.fleet.config import Declared, validate_config
 from dagfleet.fleet.errors import DagfleetError, WorkflowConfigError
 from dagfleet.fleet.settings import Settings
-from dagfleet.sync.apply import Materializer
+from dagfleet.sync.apply import FleetSync
 
 POOLS = json.dumps({"tenant_a": {"slots": 4, "description": "tenant A"}, "tenant_b": {"slots": 2, "description": ""}})
 
@@ -162,7 +162,7 @@ def test_sync_rejects_a_workflow_on_an_undeclared_pool_alone(config_api_factory:
     )
     from dagfleet.api.client import ConfigClient
 
-    report = Materializer(settings, ConfigClient.from_settings(settings, retrying=retry_policy(2, initial=0))).sync()
+    report = FleetSync(settings, ConfigClient.from_settings(settings, retrying=retry_policy(2, initial=0))).sync()
     lost = [p for p in report.problems if p.startswith("workflow 'lost'")]
     assert len(lost) == 1 and "\n" not in lost[0]
     assert "config field 'pool': pool 'tenant_z' is not declared (declared: default_pool, tenant_a)" in lost[0]

@@ -15,7 +15,7 @@ import pytest
 from dagfleet.api.retry import retry_policy
 from dagfleet.fleet.settings import Settings
 from dagfleet.fleet.store import FleetStore
-from dagfleet.sync.apply import Materializer
+from dagfleet.sync.apply import FleetSync
 from support.sandbox import template_body
 
 # Templates written by the tests (not the shipped ones): their bodies only need to be told apart.
@@ -60,7 +60,7 @@ def _settings(tmp_path: Path, url: str, templates: Path, **kw: Any) -> Settings:
 def _sync(settings: Settings) -> Any:
     from dagfleet.api.client import ConfigClient
 
-    return Materializer(settings, ConfigClient.from_settings(settings, retrying=retry_policy(2, initial=0))).sync()
+    return FleetSync(settings, ConfigClient.from_settings(settings, retrying=retry_policy(2, initial=0))).sync()
 
 
 def _mtimes(store: FleetStore) -> dict[str, int]:

@@ -13,7 +13,7 @@ from dagfleet.authoring.workflow import parse_settings
 from dagfleet.fleet import versions
 from dagfleet.fleet.settings import Settings
 from dagfleet.fleet.store import FleetStore
-from dagfleet.sync.apply import Materializer
+from dagfleet.sync.apply import FleetSync
 from support.sandbox import assert_tidy
 
 
@@ -21,7 +21,7 @@ def _sync(dags: Path, url: str, **kw: Any) -> None:
     from dagfleet.api.client import ConfigClient
 
     settings = Settings(api_url=url, api_key_value="test-key-123", dags_folder=dags, retries=1, **kw)
-    Materializer(settings, ConfigClient.from_settings(settings, retrying=retry_policy(1, initial=0))).sync()
+    FleetSync(settings, ConfigClient.from_settings(settings, retrying=retry_policy(1, initial=0))).sync()
 
 
 def _old_then_new(config_api_factory: Any, dags: Path) -> str:

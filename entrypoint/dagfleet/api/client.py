@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 
 LIST_PATH = "/airflowconfigs"
 MAX_BODY_BYTES = 64 * 1024 * 1024
-# Connections kept alive: one per parallel fetch (the materializer runs this many fetch workers).
+# Connections kept alive: one per parallel fetch (the sync runs this many fetch workers).
 POOL_SIZE = 8
 # An answer without a useful body (304, errors) is read to its end, up to this many bytes, so its
 # connection goes back to the pool; a longer one is closed instead.

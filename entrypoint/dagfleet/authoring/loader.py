@@ -21,6 +21,7 @@ from dagfleet.fleet import workflow_ids
 from dagfleet.fleet.config import WorkflowConfig, validate_config
 from dagfleet.fleet.errors import ConfigApiError, DagfleetError, WorkflowConfigError
 from dagfleet.fleet.settings import Settings
+from dagfleet.fleet.store import Record
 
 log = logging.getLogger(__name__)
 
@@ -29,11 +30,7 @@ log = logging.getLogger(__name__)
 class Loaded:
     config: WorkflowConfig
     source: str  # "stored", "defaults", "cache", "api" or "last-known-good"
-
-
-def load_config(workflow_id: str, settings: Settings | None = None) -> WorkflowConfig:
-    """The validated config of ``workflow_id`` (see the module docstring for the order)."""
-    return load(workflow_id, settings).config
+    record: Record | None = None  # the stored record the config was read from ("stored" only)
 
 
 def load(workflow_id: str, settings: Settings | None = None, *, cache: ConfigCache | None = None) -> Loaded:
@@ -42,7 +39,7 @@ def load(workflow_id: str, settings: Settings | None = None, *, cache: ConfigCac
     store = settings.store
     record = store.record(workflow_id)
     if record is not None:
-        return Loaded(validate_config(workflow_id, record.config), "stored")
+        return Loaded(validate_config(workflow_id, record.config), "stored", record)
     if store.record_path(workflow_id).exists():
         log.warning("workflow %r: ignoring unreadable stored record %s", workflow_id, store.record_path(workflow_id))
     if not settings.api_url:

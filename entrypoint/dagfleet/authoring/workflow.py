@@ -10,17 +10,17 @@ from __future__ import annotations
 import hashlib
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from dagfleet.authoring.loader import load
+from dagfleet.authoring.podoverride import task_defaults
 from dagfleet.fleet import scheduling
 from dagfleet.fleet.config import ItemSpec, WorkflowConfig, validate_items
 from dagfleet.fleet.settings import Settings, read_setting
-from dagfleet.fleet.store import workflow_id_from_file
+from dagfleet.fleet.store import Record, workflow_id_from_file
 from dagfleet.fleet.versions import is_snapshot
-from dagfleet.service.taskpod import task_defaults
 
 FLEET_TAG = "dagfleet"
 
@@ -33,6 +33,11 @@ class Workflow:
     config: WorkflowConfig
     source: str  # where the config came from: "stored", "defaults", "cache", "api", "last-known-good"
     digest: str = ""  # of the DAG file parsed (its template, config digest and dagfleet version)
+    # What the parse read, carried so that nothing is read twice: the settings, the stored record
+    # the config came from (None unless source is "stored") and the DAG file's bytes.
+    settings: Settings | None = field(default=None, repr=False, compare=False)
+    record: Record | None = field(default=None, repr=False, compare=False)
+    dag: bytes | None = field(default=None, repr=False, compare=False)
 
     @property
     def spec(self) -> dict[str, Any]:
@@ -52,7 +57,7 @@ class Workflow:
         }
         if defaults.execution_timeout is not None:
             default_args["execution_timeout"] = defaults.execution_timeout
-        default_args.update(task_defaults(self.id, config))  # KubernetesExecutor: the pod override
+        default_args.update(task_defaults(self.id, self.record, self.dag))  # KubernetesExecutor: the pod override
         default_args.update(scheduling.task_args(config))  # pool, queue, priority, executor
         kwargs: dict[str, Any] = {
             "dag_id": self.id,
@@ -145,34 +150,27 @@ def workflow(dag_file: str | Path) -> Workflow:
     settings = parse_settings(dag_file)
     loaded = load(workflow_id, settings)
     if loaded.source != "stored" and loaded.config.spec:
-        from dagfleet.sync.plan import check_workflow
+        from dagfleet.fleet.check import check_workflow
 
         check_workflow(
             workflow_id, loaded.config.model_dump(mode="json", exclude_unset=True), settings.template_library()
         )
-    return Workflow(workflow_id, loaded.config, loaded.source, file_digest(dag_file))
+    dag = read_dag(dag_file)
+    return Workflow(workflow_id, loaded.config, loaded.source, file_digest(dag), settings, loaded.record, dag)
 
 
-def file_digest(dag_file: str | Path) -> str:
+def read_dag(dag_file: str | Path) -> bytes | None:
+    """The DAG file being parsed, read once per parse (None when it cannot be read)."""
+    try:
+        return Path(dag_file).read_bytes()
+    except OSError:
+        return None
+
+
+def file_digest(dag: bytes | None) -> str:
     """The digest of the DAG file being parsed: it changes with its config, template or dagfleet
     version, so Airflow makes a new DAG version for each (the run's provenance)."""
-    try:
-        return hashlib.sha256(Path(dag_file).read_bytes()).hexdigest()[:16]
-    except OSError:
-        return ""
-
-
-def _check_spec(workflow_id: str, config: WorkflowConfig, settings: Settings) -> None:
-    from dagfleet.fleet.config import config_error
-    from dagfleet.fleet.template_library import TemplateError
-
-    try:
-        template = settings.template_library().get(config.template)
-    except TemplateError as err:
-        raise config_error(workflow_id, [("template", str(err))]) from None
-    problems = template.spec_problems(dict(config.spec))
-    if problems:
-        raise config_error(workflow_id, problems)
+    return hashlib.sha256(dag).hexdigest()[:16] if dag is not None else ""
 
 
 # -- run-time planning (pure functions: no Airflow needed to test them) ----------------------

@@ -27,7 +27,8 @@ from pydantic import (
 )
 
 from dagfleet.fleet.assets import AssetCondition, asset_uri, is_condition, parse_condition
-from dagfleet.fleet.errors import WorkflowConfigError, clip
+from dagfleet.fleet.errors import WorkflowConfigError, clip, json_path
+from dagfleet.fleet.workflow_ids import TEMPLATE_NAME
 
 DEFAULT_START_DATE = datetime(2024, 1, 1, tzinfo=UTC)
 DEFAULT_ITEMS = ("item-1", "item-2", "item-3")
@@ -440,7 +441,7 @@ class WorkflowConfig(_Model):
     notify: Notify = Field(default_factory=Notify)
     pod: PodSpec | None = None
     # Which base DAG (template) this workflow is a copy of; None: DAGFLEET_DEFAULT_TEMPLATE.
-    template: str | None = Field(default=None, pattern=r"^[A-Za-z][A-Za-z0-9_]{0,62}$")
+    template: str | None = Field(default=None, pattern=f"^{TEMPLATE_NAME.pattern}$")
     # The template's own settings: any JSON object unless the template's schema says otherwise.
     spec: dict[str, Any] = Field(default_factory=dict)
 
@@ -536,13 +537,7 @@ def _cross_problems(config: WorkflowConfig) -> list[Problem]:
 
 # -- one-line errors -------------------------------------------------------------------------
 def field_path(loc: Iterable[int | str], prefix: str = "") -> str:
-    path = prefix
-    for part in loc:
-        if isinstance(part, int):
-            path += f"[{part}]"
-        else:
-            path += f".{part}" if path else str(part)
-    return path or "(the whole config)"
+    return json_path(loc, prefix) or "(the whole config)"
 
 
 def _pydantic_problems(err: ValidationError, prefix: str = "") -> list[Problem]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 
 class DagfleetError(Exception):
     """Base class: ``str(err)`` is the line shown to the user."""
@@ -44,3 +46,18 @@ def clip(value: object, limit: int = MAX_SHOWN) -> str:
         return text
     size = len(text.encode("utf-8", "surrogatepass"))
     return f"{text[:limit]}... ({size:,} bytes)"
+
+
+def json_path(parts: Iterable[object], prefix: str = "") -> str:
+    """``prefix.a[0].b``: a JSON path from its parts (ints are indexes); "" for no parts and no prefix."""
+    path = prefix
+    for part in parts:
+        path = f"{path}[{part}]" if isinstance(part, int) else (f"{path}.{part}" if path else str(part))
+    return path
+
+
+def one_line(err: BaseException, limit: int = 200) -> str:
+    """``Type: message`` on one line, at most ``limit`` characters, ASCII only (no log forging)."""
+    text = " ".join(ascii(str(err))[1:-1].split())
+    text = clip(text, limit)
+    return f"{type(err).__name__}: {text}" if text else type(err).__name__

@@ -24,7 +24,7 @@ import referencing
 from jsonschema import Draft202012Validator, FormatChecker, ValidationError
 from referencing.exceptions import Unresolvable
 
-from dagfleet.fleet.errors import clip
+from dagfleet.fleet.errors import clip, json_path
 from dagfleet.fleet.steps import MAX_STEPS, BudgetExceeded, tick
 
 Problem = tuple[str, str]  # (field path, message)
@@ -271,16 +271,9 @@ def problems(checker: Any, instance: Any, prefix: str) -> list[Problem]:
     except BudgetExceeded:
         return [(prefix, f"its schemas take more than {MAX_STEPS:,} steps to evaluate (docs/config.md)")]
     return [
-        (_path(prefix, error.absolute_path), clip(" ".join(str(error.message).split()), MAX_MESSAGE))
+        (json_path(error.absolute_path, prefix), clip(" ".join(str(error.message).split()), MAX_MESSAGE))
         for error in errors
     ]
-
-
-def _path(prefix: str, parts: Any) -> str:
-    path = prefix
-    for part in parts:
-        path = f"{path}[{part}]" if isinstance(part, int) else _join(path, part)
-    return path
 
 
 # -- params: the schema Airflow gets ---------------------------------------------------------
@@ -322,5 +315,5 @@ def schema_problems(schema: dict[str, Any]) -> list[Problem]:
     try:
         validator(schema)
     except jsonschema.SchemaError as err:
-        return [(_path("", err.absolute_path) or "(the schema)", clip(" ".join(str(err.message).split())))]
+        return [(json_path(err.absolute_path, "") or "(the schema)", clip(" ".join(str(err.message).split())))]
     return []

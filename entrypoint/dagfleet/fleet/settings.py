@@ -9,13 +9,13 @@ from it. Other modules read a variable only through :func:`read_setting` or a ``
 from __future__ import annotations
 
 import os
-import re
 import shutil
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from dagfleet.fleet import workflow_ids
 from dagfleet.fleet.errors import DagfleetError
 
 if TYPE_CHECKING:
@@ -108,7 +108,7 @@ def _log_level(value: str) -> str:
 
 
 def _template_name(value: str) -> str:
-    if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]{0,62}", value):
+    if not workflow_ids.TEMPLATE_NAME.fullmatch(value):
         raise ValueError("expected a template name (letters, digits and '_', starting with a letter)")
     return value
 

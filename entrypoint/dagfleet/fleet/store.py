@@ -106,6 +106,11 @@ def dag_bytes(template: bytes, record: Record, version: str) -> bytes:
     return body + TRAILER_PREFIX + f"dagfleet {version}, record {record.digest()}\n".encode()
 
 
+def template_body(dag: bytes) -> bytes:
+    """A generated DAG file without its trailer line: the template it was copied from."""
+    return dag.rsplit(TRAILER_PREFIX, 1)[0]
+
+
 class FleetStore:
     """Paths, records, manifest, sync state and lock of one dags folder."""
 

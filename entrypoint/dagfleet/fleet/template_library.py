@@ -11,17 +11,14 @@ The user's folder adds to the shipped templates (``packaged``): a name found in 
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
-import re
-from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from dagfleet.fleet.errors import DagfleetError, clip
+from dagfleet.fleet.workflow_ids import TEMPLATE_NAME
 
-NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,62}")
 SCHEMA_SUFFIX = ".schema.json"
 
 Problem = tuple[str, str]  # (JSON path, message)
@@ -31,23 +28,12 @@ class TemplateError(DagfleetError):
     """A template that cannot be used: unknown, unreadable, or with a broken schema."""
 
 
-def json_path(parts: Iterable[Any], prefix: str = "spec") -> str:
-    path = prefix
-    for part in parts:
-        path += f"[{part}]" if isinstance(part, int) else f".{part}"
-    return path
-
-
 @dataclass(frozen=True)
 class Template:
     name: str
     path: Path
     source: bytes
     schema: dict[str, Any] | None
-
-    @property
-    def digest(self) -> str:
-        return hashlib.sha256(self.source).hexdigest()[:24]
 
     def spec_problems(self, spec: Any) -> list[Problem]:
         """Every way ``spec`` breaks this template's schema, as (JSON path, message), path order."""
@@ -115,7 +101,9 @@ class TemplateLibrary:
         return next((path for path in candidates if path.is_file()), candidates[0])
 
     def names(self) -> list[str]:
-        found = {p.name.removesuffix(".py") for f in self.folders for p in f.glob("*.py") if NAME.fullmatch(p.stem)}
+        found = {
+            p.name.removesuffix(".py") for f in self.folders for p in f.glob("*.py") if TEMPLATE_NAME.fullmatch(p.stem)
+        }
         if self.base_dag is not None:
             found.add(self.base_dag.stem)
         return sorted(found)
@@ -139,7 +127,7 @@ class TemplateLibrary:
     def _load(self, name: str) -> Template:
         if self.base_dag is not None and name == self.base_dag.stem:
             path = self.base_dag
-        elif NAME.fullmatch(name):
+        elif TEMPLATE_NAME.fullmatch(name):
             path = self._file(name)
         else:
             raise TemplateError(f"{name!r} is not a template name (letters, digits and '_', starting with a letter)")

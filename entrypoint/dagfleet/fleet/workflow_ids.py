@@ -9,6 +9,8 @@ from dagfleet.fleet.errors import WorkflowIdError
 
 MAX_LENGTH = 200  # Airflow allows 250 for a dag_id; the file name adds store.SUFFIX and NAME_MAX is 255.
 _ALLOWED = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+# What a template (base DAG) may be called: the one rule for config, settings and the template library.
+TEMPLATE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,62}")
 
 
 def validate(workflow_id: object) -> str:

@@ -25,7 +25,8 @@ from dagfleet.fleet import versions
 from dagfleet.fleet.errors import DagfleetError, clip
 from dagfleet.fleet.settings import Settings, invalid_env, packaged_file
 from dagfleet.service import airflowkeys
-from dagfleet.sync.apply import Materializer, Outcome, SyncReport
+from dagfleet.sync.apply import FleetSync
+from dagfleet.sync.report import Outcome, SyncReport
 
 if TYPE_CHECKING:
     from dagfleet.service.metrics import FleetMetrics, Health, MetricsServer
@@ -116,7 +117,7 @@ def _unexpected(err: Exception) -> str:
 
 def cmd_sync(settings: Settings) -> int:
     try:
-        report = Materializer(settings).sync()
+        report = FleetSync(settings).sync()
     except DagfleetError:
         raise
     except Exception as err:  # noqa: BLE001 - one line and the last known good set, not a traceback
@@ -222,12 +223,12 @@ def _stop_event() -> threading.Event:
     return stop
 
 
-def _watch_pass(materializer: Materializer, probes: _Probes | None) -> None:
+def _watch_pass(fleet_sync: FleetSync, probes: _Probes | None) -> None:
     """One sync of the watch loop: logged, observed by the probes, never raised."""
     started, clock = time.time(), time.monotonic()
     report = None
     try:
-        report = materializer.sync()
+        report = fleet_sync.sync()
     except DagfleetError as err:
         log.error("%s", err)
     except Exception as err:  # noqa: BLE001 - the sidecar keeps watching whatever one pass hits
@@ -241,14 +242,14 @@ def _watch_pass(materializer: Materializer, probes: _Probes | None) -> None:
 
 def cmd_watch(settings: Settings, once: bool = False) -> int:
     stop = _stop_event()
-    materializer = Materializer(settings)
-    probes = _start_metrics(settings, materializer)
+    fleet_sync = FleetSync(settings)
+    probes = _start_metrics(settings, fleet_sync)
     log.info("watching the config API every %gs", settings.sync_interval)
     try:
         while not stop.is_set():
             if probes:
                 probes.health.beat()
-            _watch_pass(materializer, probes)
+            _watch_pass(fleet_sync, probes)
             if once:
                 break
             if probes:
@@ -277,7 +278,7 @@ class _Probes:
         self.health.mark_ready()
 
 
-def _start_metrics(settings: Settings, materializer: Materializer) -> _Probes | None:
+def _start_metrics(settings: Settings, fleet_sync: FleetSync) -> _Probes | None:
     if settings.metrics_port is None:
         return None
     from dagfleet.service.metrics import FleetMetrics, Health, MetricsServer, stuck_after
@@ -289,7 +290,7 @@ def _start_metrics(settings: Settings, materializer: Materializer) -> _Probes | 
 
     metrics = FleetMetrics(last_success=fleetstatus.load(settings).last_success)
     if settings.api_url:
-        metrics.instrument(materializer.client)  # every answer of the config API, by status code
+        metrics.instrument(fleet_sync.client)  # every answer of the config API, by status code
     health = Health(limit, metrics)
     try:
         server = MetricsServer(

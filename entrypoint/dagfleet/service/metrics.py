@@ -31,7 +31,7 @@ from dagfleet.sync.fleetstatus import METRIC_STATES, State, workflow_states
 
 if TYPE_CHECKING:
     from dagfleet.api.client import ConfigClient
-    from dagfleet.sync.apply import SyncReport
+    from dagfleet.sync.report import SyncReport
 
 OUTCOMES = ("synced", "kept_last_known_good", "nothing_usable", "error")
 # Sync durations: a 304 re-sync takes milliseconds, a cold 1,000-workflow fetch minutes.

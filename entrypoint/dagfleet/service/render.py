@@ -21,10 +21,10 @@ from types import SimpleNamespace
 from typing import Any
 
 from dagfleet import __version__
-from dagfleet.fleet.errors import DagfleetError
+from dagfleet.fleet.check import check_workflow
+from dagfleet.fleet.errors import DagfleetError, one_line
 from dagfleet.fleet.store import FleetStore, Record, dag_bytes
 from dagfleet.fleet.template_library import TemplateLibrary
-from dagfleet.sync.plan import check_workflow, one_line
 
 RUN_ID = "manual__render"
 _SECRET_VOLUME = re.compile(r"secretvol[0-9a-f-]{36}")

@@ -1,4 +1,5 @@
-"""KubernetesExecutor task pods: run a task against the DAG and config the DAG processor parsed.
+"""KubernetesExecutor task pods, the pod-start half: run a task against the DAG and config the DAG
+processor parsed (the parse-time half, the pod override, is dagfleet.authoring.podoverride).
 
 The design (docs/helm.md, "KubernetesExecutor task pods"):
 
@@ -29,72 +30,15 @@ import logging
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
-from typing import Any
 
 from dagfleet.fleet import versions, workflow_ids
-from dagfleet.fleet.config import WorkflowConfig, validate_config
 from dagfleet.fleet.errors import DagfleetError
 from dagfleet.fleet.settings import TASK_WORKFLOW, Settings, read_setting
 from dagfleet.fleet.store import Record
 
 log = logging.getLogger(__name__)
 
-ENV_VAR = TASK_WORKFLOW.name
-# Kubernetes keeps a whole Pod object under ~1.5 MB; a config this big is certainly a mistake.
-MAX_PAYLOAD = 256 * 1024
-
-
-def uses_kubernetes_executor() -> bool:
-    """Whether Airflow's configured executor list names the KubernetesExecutor."""
-    from airflow.configuration import conf
-
-    return "KubernetesExecutor" in conf.get("core", "executor", fallback="")
-
-
-def parsed_record(workflow_id: str, config: WorkflowConfig, settings: Settings) -> tuple[Record, bytes] | None:
-    """The stored record ``config`` was built from and the generated DAG file, or None.
-
-    None when there is no stored record that gives ``config`` back (a config read from the cache
-    or the live API at parse time): the task pod then takes the fallback path.
-    """
-    store = settings.store
-    record = store.record(workflow_id)
-    if record is None:
-        return None
-    try:
-        if validate_config(workflow_id, record.config) != config:
-            return None
-        return record, store.dag_path(workflow_id).read_bytes()
-    except (DagfleetError, OSError):
-        return None
-
-
-def task_defaults(workflow_id: str, config: WorkflowConfig, settings: Settings | None = None) -> dict[str, Any]:
-    """``default_args`` entries for the tasks of ``workflow_id``: the pod override, or nothing.
-
-    Only under the KubernetesExecutor; other executors ignore executor_config, so nothing is added.
-    """
-    if not uses_kubernetes_executor():
-        return {}
-    parsed = parsed_record(workflow_id, config, settings or Settings.from_env())
-    if parsed is None:
-        log.warning("workflow %r: config not stored on disk; its task pods will sync to find it", workflow_id)
-        return {}
-    record, dag = parsed
-    payload = json.dumps(
-        {"workflow_id": workflow_id, "record": record.to_json(), "dag": base64.b64encode(dag).decode()},
-        sort_keys=True,
-        separators=(",", ":"),
-    )
-    if len(payload) > MAX_PAYLOAD:
-        log.warning("workflow %r: config over %d bytes; its task pods will sync to find it", workflow_id, MAX_PAYLOAD)
-        return {}
-    from kubernetes.client import models as k8s
-
-    override = k8s.V1Pod(
-        spec=k8s.V1PodSpec(containers=[k8s.V1Container(name="base", env=[k8s.V1EnvVar(name=ENV_VAR, value=payload)])])
-    )
-    return {"executor_config": {"pod_override": override}}
+ENV_VAR = TASK_WORKFLOW.name  # set at parse time by dagfleet.authoring.podoverride
 
 
 def payload_from_env(environ: Mapping[str, str]) -> tuple[Record, bytes] | None:
@@ -151,11 +95,11 @@ def prepare(settings: Settings, environ: Mapping[str, str] | None = None, args: 
         log.info("task pod: workflow %r materialized from the config the DAG was parsed with", record.workflow_id)
         return "pod-override"
     if settings.api_url or settings.static_workflows:
-        from dagfleet.sync.apply import Materializer
+        from dagfleet.sync.apply import FleetSync
 
         log.warning("task pod: no %s (DAG parsed without it): one bounded sync instead", ENV_VAR)
         # One attempt per request: a task start must not wait out the sidecar's retry budget.
-        report = Materializer(replace(settings, retries=1)).sync()
+        report = FleetSync(replace(settings, retries=1)).sync()
         log.info("task pod: %s", report.summary())
         return "sync"
     log.error(

@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from dagfleet.fleet import workflow_ids
+from dagfleet.fleet.check import check_workflow
 from dagfleet.fleet.config import Declared
 from dagfleet.fleet.errors import ConfigApiError, WorkflowConfigError, WorkflowIdError
 from dagfleet.fleet.template_library import TemplateLibrary
-from dagfleet.sync.plan import check_workflow
 
 
 @dataclass

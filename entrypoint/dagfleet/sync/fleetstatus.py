@@ -17,10 +17,10 @@ from typing import TYPE_CHECKING, Any
 
 from dagfleet.fleet.errors import WorkflowIdError
 from dagfleet.fleet.store import FleetStore, workflow_id_from_file
+from dagfleet.sync.report import Outcome, SyncReport
 
 if TYPE_CHECKING:
     from dagfleet.fleet.settings import Settings
-    from dagfleet.sync.apply import SyncReport
 
 STATUS_VERSION = 1
 MAX_LISTED = 1000  # rejected IDs with a row (dagfleet.sync.apply.MAX_REJECTED_IDS_LISTED)
@@ -106,7 +106,6 @@ def _source_label(source: str) -> str:
 def workflow_states(report: SyncReport) -> dict[str, tuple[State, str]]:
     """workflow ID -> (state, where its config came from), from one sync's report (itself derived
     from the sync's plan)."""
-    from dagfleet.sync.apply import Outcome
 
     if report.outcome is not Outcome.SYNCED:
         return dict.fromkeys(report.workflows, (State.KEPT, SOURCE_KEPT))

@@ -1,7 +1,7 @@
 """The sync's decisions, made without writing anything: stored state + listing -> a typed plan.
 
 ``plan_workflow`` decides one workflow (write, update config, keep, reject); ``Plan`` gathers
-them with the files to prune. ``Materializer`` applies a plan; its report is derived from it.
+them with the files to prune. ``FleetSync`` applies a plan; its report is derived from it.
 """
 
 from __future__ import annotations
@@ -11,12 +11,11 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from dagfleet.fleet.config import Declared, config_error, validate_config
-from dagfleet.fleet.errors import WorkflowConfigError, clip
-from dagfleet.fleet.scheduling import asset_problems
-from dagfleet.fleet.steps import budget
-from dagfleet.fleet.store import TRAILER_PREFIX, Record, dag_bytes, dag_file_name
-from dagfleet.fleet.template_library import Template, TemplateError, TemplateLibrary
+from dagfleet.fleet.check import check_workflow
+from dagfleet.fleet.config import Declared
+from dagfleet.fleet.errors import WorkflowConfigError, one_line
+from dagfleet.fleet.store import Record, dag_bytes, dag_file_name, template_body
+from dagfleet.fleet.template_library import TemplateLibrary
 
 STUB = '''"""dagfleet: this workflow's Airflow DAG could not be generated; the import error says why."""
 
@@ -78,13 +77,6 @@ class Inputs:
     fetch_error: str | None = None
 
 
-def one_line(err: BaseException, limit: int = 200) -> str:
-    """``Type: message`` on one line, at most ``limit`` characters, ASCII only (no log forging)."""
-    text = " ".join(ascii(str(err))[1:-1].split())
-    text = clip(text, limit)
-    return f"{type(err).__name__}: {text}" if text else type(err).__name__
-
-
 def stub(message: str) -> bytes:
     """A DAG file that only raises ``message``: Airflow shows it as the workflow's import error."""
     return STUB.format(message=message).encode()
@@ -95,30 +87,6 @@ def _reject(workflow_id: str, inputs: Inputs, problem: str) -> Step:
         return Step(workflow_id, Action.REJECT, problem=f"{problem}; kept its last known good config")
     message = f"{problem}; its DAG will show this as an import error"
     return Step(workflow_id, Action.REJECT, dag=stub(problem), problem=message)
-
-
-def _template_problem(workflow_id: str, raw: dict[str, Any], err: TemplateError) -> WorkflowConfigError:
-    field_name = "template" if "template" in raw else "template (DAGFLEET_DEFAULT_TEMPLATE)"
-    return config_error(workflow_id, [(field_name, str(err))])
-
-
-def check_workflow(workflow_id: str, raw: Any, library: TemplateLibrary, declared: Declared | None = None) -> Template:
-    """Validate one raw config: the fleet fields (with ``declared``: its pool and executor exist),
-    its template exists, its spec against the template's schema. Returns the template, or raises
-    ``WorkflowConfigError`` (one line)."""
-    with budget():  # one workflow's schemas: at most MAX_STEPS keyword evaluations in all
-        config = validate_config(workflow_id, raw, declared)
-        refused = asset_problems(config)  # imports Airflow, only when the config names assets
-        if refused:
-            raise config_error(workflow_id, refused)
-        try:
-            template = library.get(config.template)
-        except TemplateError as err:
-            raise _template_problem(workflow_id, raw, err) from None
-        problems = template.spec_problems(raw.get("spec", {}))
-    if problems:
-        raise config_error(workflow_id, problems)
-    return template
 
 
 def plan_workflow(
@@ -162,7 +130,7 @@ def _classify(workflow_id: str, inputs: Inputs, record: Record, dag: bytes, temp
     same_record = stored is not None and stored.digest() == record.digest()
     if inputs.current_dag == dag:
         return Step(workflow_id, Action.KEEP, record=None if same_record and stored.etag == record.etag else record)
-    body = (inputs.current_dag or b"").rsplit(TRAILER_PREFIX, 1)[0]
+    body = template_body(inputs.current_dag or b"")
     if stored is not None and not same_record and body.rstrip(b"\n") == template.rstrip(b"\n"):
         return Step(workflow_id, Action.UPDATE_CONFIG, record=record, dag=dag)
     return Step(workflow_id, Action.WRITE, record=record, dag=dag)
