@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from dagfleet.api.retry import retry_policy
-from dagfleet.authoring.workflow import parse_settings
+from dagfleet.authoring.loader import parse_settings
 from dagfleet.fleet import versions
 from dagfleet.fleet.settings import Settings
 from dagfleet.fleet.store import FleetStore

@@ -8,19 +8,17 @@ Nothing here imports Airflow at module level; ``Param`` is imported when ``dag_a
 from __future__ import annotations
 
 import hashlib
-import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dagfleet.authoring.loader import load
+from dagfleet.authoring.loader import load_file
 from dagfleet.authoring.podoverride import task_defaults
 from dagfleet.fleet import scheduling
 from dagfleet.fleet.config import ItemSpec, WorkflowConfig, validate_items
-from dagfleet.fleet.settings import Settings, read_setting
-from dagfleet.fleet.store import Record, workflow_id_from_file
-from dagfleet.fleet.versions import is_snapshot
+from dagfleet.fleet.settings import Settings
+from dagfleet.fleet.store import Record
 
 FLEET_TAG = "dagfleet"
 
@@ -129,48 +127,15 @@ def _param_schema(schema: dict[str, Any]) -> dict[str, Any]:
     return airflow_param_schema(schema)
 
 
-def parse_settings(dag_file: str | Path, environ: Mapping[str, str] | None = None) -> Settings:
-    """The settings, with the DAG file's own folder as the dags folder unless DAGFLEET_DAGS_FOLDER
-    names one: sync writes the file and its record side by side, whatever Airflow's config says.
-    A file in a version snapshot (the dagfleet bundle) always reads that snapshot's record."""
-    env = os.environ if environ is None else environ
-    settings = Settings.from_env(env)
-    folder = Path(dag_file).parent
-    if read_setting(env, "DAGFLEET_DAGS_FOLDER", derive=False) and not is_snapshot(folder):
-        return settings
-    return replace(settings, dags_folder=folder)
-
-
 def workflow(dag_file: str | Path) -> Workflow:
-    """The workflow a generated DAG file belongs to: ``workflow(__file__)`` in a template.
-
-    A record stored by sync was checked then; a config from anywhere else (the API or the cache,
-    when sync stored none) has its ``spec`` checked here against its template's schema."""
-    workflow_id = workflow_id_from_file(Path(dag_file).name)
-    settings = parse_settings(dag_file)
-    loaded = load(workflow_id, settings)
-    if loaded.source != "stored" and loaded.config.spec:
-        from dagfleet.fleet.check import check_workflow
-
-        check_workflow(
-            workflow_id, loaded.config.model_dump(mode="json", exclude_unset=True), settings.template_library()
-        )
-    dag = read_dag(dag_file)
-    return Workflow(workflow_id, loaded.config, loaded.source, file_digest(dag), settings, loaded.record, dag)
-
-
-def read_dag(dag_file: str | Path) -> bytes | None:
-    """The DAG file being parsed, read once per parse (None when it cannot be read)."""
-    try:
-        return Path(dag_file).read_bytes()
-    except OSError:
-        return None
-
-
-def file_digest(dag: bytes | None) -> str:
-    """The digest of the DAG file being parsed: it changes with its config, template or dagfleet
-    version, so Airflow makes a new DAG version for each (the run's provenance)."""
-    return hashlib.sha256(dag).hexdigest()[:16] if dag is not None else ""
+    """The workflow a generated DAG file belongs to: ``workflow(__file__)`` in a template
+    (what it reads, and in which order: dagfleet.authoring.loader.load_file)."""
+    parsed = load_file(dag_file)
+    loaded = parsed.loaded
+    digest = hashlib.sha256(parsed.dag).hexdigest()[:16] if parsed.dag is not None else ""
+    return Workflow(
+        parsed.workflow_id, loaded.config, loaded.source, digest, parsed.settings, loaded.record, parsed.dag
+    )
 
 
 # -- run-time planning (pure functions: no Airflow needed to test them) ----------------------

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from dagfleet.fleet.config import Declared, config_error, validate_config
+from dagfleet.fleet.config import Declared, WorkflowConfig, config_error, validate_config
 from dagfleet.fleet.errors import WorkflowConfigError
 from dagfleet.fleet.scheduling import asset_problems
 from dagfleet.fleet.steps import budget
@@ -24,7 +24,12 @@ def check_workflow(workflow_id: str, raw: Any, library: TemplateLibrary, declare
     its template exists, its spec against the template's schema. Returns the template, or raises
     ``WorkflowConfigError`` (one line)."""
     with budget():  # one workflow's schemas: at most MAX_STEPS keyword evaluations in all
-        config = validate_config(workflow_id, raw, declared)
+        return check_config(workflow_id, validate_config(workflow_id, raw, declared), raw, library)
+
+
+def check_config(workflow_id: str, config: WorkflowConfig, raw: Any, library: TemplateLibrary) -> Template:
+    """``check_workflow`` for a config already validated from ``raw``: its assets, its template, its spec."""
+    with budget():
         refused = asset_problems(config)  # imports Airflow, only when the config names assets
         if refused:
             raise config_error(workflow_id, refused)
