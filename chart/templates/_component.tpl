@@ -213,7 +213,6 @@ Takes (dict
 {{- toYaml $probes }}
 {{- end }}
 
-
 {{- /*
 dagfleet.componentVolumes: the volumes of a component's pod. Part of dagfleet.component; takes its dict.
 */}}
@@ -238,7 +237,6 @@ dagfleet.componentVolumes: the volumes of a component's pod. Part of dagfleet.co
         {{- end }}
 {{- end }}
 
-
 {{- /*
 dagfleet.componentContainers: a component's init containers (extras, the dag-sync sidecar, the
 wait for migrations) and containers (extras, the main one). Part of dagfleet.component; takes its dict.
@@ -262,7 +260,6 @@ wait for migrations) and containers (extras, the main one). Part of dagfleet.com
         {{- include "dagfleet.componentContainer" . | nindent 8 }}
 {{- end }}
 
-
 {{- /*
 dagfleet.componentAnnotations: the scanner skips on a component's Deployment, each saying why.
 Part of dagfleet.component; takes its dict.
@@ -279,7 +276,6 @@ Part of dagfleet.component; takes its dict.
     {{- end }}
     {{- with include "dagfleet.netpolCheckovSkip" $root }}{{ . | nindent 4 }}{{- end }}
 {{- end }}
-
 
 {{- /*
 dagfleet.componentVolumeMounts: the main container's volumeMounts. Part of
