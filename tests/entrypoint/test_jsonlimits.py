@@ -84,7 +84,7 @@ def test_the_depth_bound_does_not_depend_on_the_recursion_limit() -> None:
     bound is still refused before ``json`` parses it (``json`` would recurse 200,000 levels in C)."""
     script = (
         "import sys; sys.setrecursionlimit(10**6)\n"
-        "from dagfleet import jsonlimits\n"
+        "from dagfleet.api import jsonlimits\n"
         "try:\n"
         "    jsonlimits.loads('[' * 200_000 + ']' * 200_000)\n"
         "except jsonlimits.JsonLimitError as err:\n"
