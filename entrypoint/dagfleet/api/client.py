@@ -21,9 +21,9 @@ import requests
 import requests.adapters
 from tenacity import Retrying
 
-from dagfleet import __version__
 from dagfleet.api import jsonlimits
 from dagfleet.api.retry import retry_policy
+from dagfleet.fleet import __version__
 from dagfleet.fleet.errors import ConfigApiError
 from dagfleet.fleet.settings import Settings
 

@@ -3,3 +3,5 @@ store on disk (docs/architecture.md).
 """
 
 from __future__ import annotations
+
+__version__ = "0.1.0"  # dagfleet.__version__: every wing reads it here, below them all

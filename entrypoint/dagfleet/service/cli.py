@@ -19,9 +19,8 @@ from types import FrameType
 from typing import TYPE_CHECKING, NoReturn
 from urllib.parse import urlsplit
 
-from dagfleet import __version__
 from dagfleet.api.client import display_url
-from dagfleet.fleet import versions
+from dagfleet.fleet import __version__, versions
 from dagfleet.fleet.errors import DagfleetError, clip
 from dagfleet.fleet.settings import Settings, invalid_env, packaged_file
 from dagfleet.service import airflowkeys

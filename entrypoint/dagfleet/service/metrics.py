@@ -25,8 +25,8 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 import requests
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, make_wsgi_app
 
-from dagfleet import __version__
 from dagfleet.api.retry import MAX_RETRY_AFTER
+from dagfleet.fleet import __version__
 from dagfleet.sync.fleetstatus import METRIC_STATES, State, workflow_states
 
 if TYPE_CHECKING:

@@ -20,7 +20,7 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-from dagfleet import __version__
+from dagfleet.fleet import __version__
 from dagfleet.fleet.check import check_workflow
 from dagfleet.fleet.errors import DagfleetError, one_line
 from dagfleet.fleet.store import FleetStore, Record, dag_bytes

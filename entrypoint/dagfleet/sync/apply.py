@@ -23,9 +23,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from dagfleet import __version__
 from dagfleet.api.client import POOL_SIZE, ConfigClient, Entry, ListResult
-from dagfleet.fleet import versions, workflow_ids
+from dagfleet.fleet import __version__, versions, workflow_ids
 from dagfleet.fleet.errors import ConfigApiError, WorkflowIdError, one_line
 from dagfleet.fleet.fsutil import FileTakenError
 from dagfleet.fleet.settings import Settings
