@@ -12,6 +12,7 @@ WORKDIR /tmp/src
 COPY --chown=airflow:root pyproject.toml README.md ./
 COPY --chown=airflow:root examples/ examples/
 COPY --chown=airflow:root entrypoint/ entrypoint/
+COPY --chown=airflow:root dags/ dags/
 RUN pip wheel --no-cache-dir --no-deps --wheel-dir /tmp/dist .
 
 # --- the image -------------------------------------------------------------------------------
@@ -31,11 +32,11 @@ RUN pip install --no-cache-dir --no-deps /tmp/dist/dagfleet-*.whl \
 COPY --chown=airflow:root examples/ /opt/dagfleet/examples/
 
 # Generated DAGs go to $AIRFLOW_HOME/dags; group-writable for arbitrary-UID platforms (gid 0).
-# $AIRFLOW_HOME/airflow.cfg carries dagfleet's dag-processor settings (dagfleet.parsing, issue #15;
+# $AIRFLOW_HOME/airflow.cfg carries dagfleet's dag-processor settings (dagfleet.service.dagprocessor, issue #15;
 # docs/parsing.md): a file rather than ENV so that AIRFLOW__* variables, the chart's own
 # airflow.cfg (AIRFLOW_CONFIG) or a mounted airflow.cfg still override it.
 RUN mkdir -p "${AIRFLOW_HOME}/dags" "${AIRFLOW_HOME}/logs" \
-    && python -c "from dagfleet.parsing import airflow_cfg; print(airflow_cfg(), end='')" > "${AIRFLOW_HOME}/airflow.cfg" \
+    && python -c "from dagfleet.service.dagprocessor import airflow_cfg; print(airflow_cfg(), end='')" > "${AIRFLOW_HOME}/airflow.cfg" \
     && chmod -R g+rwX "${AIRFLOW_HOME}"
 
 ENV AIRFLOW__CORE__LOAD_EXAMPLES=False

@@ -13,7 +13,17 @@ BIN := $(VENV)/bin
 # Airflow writes its home on first import: keep it inside the project.
 export AIRFLOW_HOME ?= $(CURDIR)/.run/airflow-home
 export AIRFLOW__CORE__LOAD_EXAMPLES ?= False
+# Shared by the files in mk/ (each says what else it defines; nothing crosses between them).
+# Extra pytest arguments for every test target, e.g. PYTEST_ARGS="-k sync -x".
 PYTEST_ARGS ?=
+# The image the image, e2e and harness targets build or run.
+IMAGE ?= dagfleet:dev
+# The folders ruff lints and formats.
+LINT_DIRS := entrypoint tests scripts docker $(wildcard bench)
+# helm v4: one already on PATH wins, else the one `make tools` (mk/chart.mk) extracts into $(TOOLS)/bin.
+# Looked up once per make run. Only the chart and harness targets use it; PATH changes for their test steps only.
+HELM := $(or $(shell helm version --short 2>/dev/null | grep -q '^v4\.' && command -v helm),$(TOOLS)/bin/helm)
+HELM_ON_PATH = PATH="$(abspath $(dir $(HELM))):$$PATH"
 
 ##@ General
 
@@ -45,34 +55,22 @@ lock: | $(UV) ## Re-pin requirements*.lock from requirements*.in
 
 .PHONY: lint
 lint: venv ## Run ruff (lint + format check)
-	$(BIN)/ruff check entrypoint tests scripts docker $(wildcard bench)
-	$(BIN)/ruff format --check entrypoint tests scripts docker $(wildcard bench)
+	$(BIN)/ruff check $(LINT_DIRS)
+	$(BIN)/ruff format --check $(LINT_DIRS)
 
 .PHONY: fmt
 fmt: venv ## Format and auto-fix with ruff
-	$(BIN)/ruff check --fix entrypoint tests scripts docker $(wildcard bench)
-	$(BIN)/ruff format entrypoint tests scripts docker $(wildcard bench)
+	$(BIN)/ruff check --fix $(LINT_DIRS)
+	$(BIN)/ruff format $(LINT_DIRS)
 
 .PHONY: reference
-reference: venv ## Regenerate the DAGFLEET_* table of docs/reference.md from dagfleet/settings.py
+reference: venv ## Regenerate the DAGFLEET_* table of docs/reference.md from dagfleet/fleet/settings.py
 	$(BIN)/python scripts/settings_doc.py
 
 .PHONY: clean
 clean: ## Remove the virtualenv, tools and run state
 	rm -rf $(VENV) $(TOOLS) .run .pytest_cache .ruff_cache
 
+# The other targets, by topic (mk/test.mk holds every test target). Last, so that every shared
+# variable above is set before any of them is read.
 include $(sort $(wildcard mk/*.mk))
-
-##@ Testing
-
-# The suite in two steps: the tests marked `helm` (all of tests/chart, which renders the chart even
-# while collecting, and a few others) need the chart tools; the rest needs none. When PYTEST_ARGS
-# narrows the run, a step may select no test: pytest's exit code 5 then passes.
-PYTEST_NONE_OK = $(if $(strip $(PYTEST_ARGS)),|| [ $$? -eq 5 ])
-
-.PHONY: test
-test: lint test-unit chart-test ## Run lint and the whole test suite (test-unit, then chart-test)
-
-.PHONY: test-unit
-test-unit: venv ## Every test that needs no helm (all but tests/chart and the tests marked `helm`)
-	$(BIN)/pytest --ignore=tests/chart -m "not helm" $(PYTEST_ARGS) $(PYTEST_NONE_OK)

@@ -1,14 +1,14 @@
-"""The reference config API (``dagfleet.server``, as it is) with server-side request and byte counters.
+"""The reference config API (``dagfleet.service.server``, as it is) with server-side request and byte counters.
 
 Started as a subprocess (``python -m bench.apiserver --file F --list-format objects``) so that the
 server never shares a GIL with the sync being measured. It prints ``PORT <n> STATS <m>`` once
-listening: port n is ``dagfleet.server``'s server, unchanged; port m answers ``GET /stats`` (add
+listening: port n is ``dagfleet.service.server``'s server, unchanged; port m answers ``GET /stats`` (add
 ``?paths=1`` for per-path counts) and ``GET /reset``. The counters come from the server's public
 ``on_answer`` hook (one call per answered request: path, status, Content-Length), so requests to
 port m are never counted. ``/stats`` also re-reads the workflows file when it changed, so that a
 benchmark that swapped the file pays the reload before its timed sync, not in it.
 
-The bench writes its workflows files as JSON: ``dagfleet.server`` reads a ``.json`` file with
+The bench writes its workflows files as JSON: ``dagfleet.service.server`` reads a ``.json`` file with
 ``json.loads`` (a 10,000-workflow YAML file takes ~15 s to load even with libyaml; see
 docs/benchmarks.md), a start-up/reload cost that is not part of what a sync costs.
 """
@@ -31,13 +31,13 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from typing import Any
 
-from dagfleet.server import Answer, ConfigApiServer, make_server
+from dagfleet.service.server import Answer, ConfigApiServer, make_server
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 class Counters:
-    """Requests, status codes, body bytes and paths answered, fed by ``dagfleet.server``'s ``on_answer``."""
+    """Requests, status codes, body bytes and paths answered, fed by ``dagfleet.service.server``'s ``on_answer``."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()

@@ -1,7 +1,7 @@
 """Issue #15: parse work and freshness inside Airflow, Airflow's defaults vs dagfleet's.
 
 For each fleet size and each setting (``airflow``: Airflow's own dag-processor defaults;
-``dagfleet``: dagfleet.parsing.DAG_PROCESSOR_DEFAULTS) one after the other, on the same machine
+``dagfleet``: dagfleet.service.dagprocessor.DAG_PROCESSOR_DEFAULTS) one after the other, on the same machine
 and in the same run:
 
 1. ``dagfleet watch`` (sync interval ``sync_interval``) syncs ``n`` workflows from the counting
@@ -44,8 +44,8 @@ import psutil
 
 from bench import apiserver, workload
 from bench.common import BIN, airflow_env, base_env, log
-from dagfleet import store
-from dagfleet.parsing import DAG_PROCESSOR_DEFAULTS, env_name
+from dagfleet.fleet import store
+from dagfleet.service.dagprocessor import DAG_PROCESSOR_DEFAULTS, env_name
 
 POLL = 0.5
 EVENT_KEYS = (("change", "config_change_s"), ("new", "new_runnable_s"), ("remove", "removed_stale_s"))

@@ -2,7 +2,7 @@
 
 ``dagfleet watch`` runs as a subprocess against the counting reference server. At a random
 moment within a sync interval the benchmark changes one workflow's config in the served file,
-then polls (every 10 ms) until the workflow's stored record (dagfleet.store) holds the new config (the
+then polls (every 10 ms) until the workflow's stored record (dagfleet.fleet.store) holds the new config (the
 DAG file itself is the same base DAG for every workflow: a config change only changes the stored
 config, which the DAG reads at its next parse). It also adds a new workflow and waits for its
 ``<id>-mydag.py`` to appear. Expected mean: interval / 2 + one sync.
@@ -19,7 +19,7 @@ from typing import Any
 
 from bench import apiserver, workload
 from bench.common import BIN, base_env, log, summary
-from dagfleet.store import FleetStore
+from dagfleet.fleet.store import FleetStore
 
 POLL = 0.01
 

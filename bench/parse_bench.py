@@ -27,7 +27,7 @@ run ``hang`` (the API accepts connections and never answers):
   ``static`` control, ``seed`` (its 10 s timeout), ``genhang`` and ``genhangstale`` (bounded by
   ``DAGFLEET_PARSE_TIMEOUT``, default 5 s)
 run ``preload`` (what-if): ``gen`` and ``static`` with ``$AIRFLOW_HOME/config/airflow_local_settings.py``
-  importing ``dagfleet.authoring``, so the processor imports dagfleet once before forking
+  importing ``dagfleet.authoring.workflow``, so the processor imports dagfleet once before forking
 run ``plugin`` (what-if): the same through an ``airflow.plugins`` entry point that imports dagfleet
 """
 
@@ -47,8 +47,8 @@ import yaml
 from bench import apiserver, workload
 from bench.common import ROOT, airflow_env, base_env, log, summary
 from dagfleet import __version__
-from dagfleet.settings import SHIPPED_TEMPLATES
-from dagfleet.store import FleetStore, Record, dag_bytes
+from dagfleet.fleet.settings import SHIPPED_TEMPLATES
+from dagfleet.fleet.store import FleetStore, Record, dag_bytes
 
 FIXTURES = Path(__file__).parent / "fixtures"
 DAGFACTORY_DIR = ROOT / ".cache" / "bench-deps" / "dag-factory"
@@ -73,7 +73,7 @@ with DAG(dag_id="bench_warmup", schedule=None):
 PRELOAD_SETTINGS = '''"""Pre-import dagfleet in the DAG processor, before it forks a child per DAG file."""
 from __future__ import annotations
 
-import dagfleet.authoring  # noqa: F401
+import dagfleet.authoring.workflow  # noqa: F401
 '''
 
 
@@ -85,7 +85,7 @@ from __future__ import annotations
 
 from airflow.plugins_manager import AirflowPlugin
 
-import dagfleet.authoring  # noqa: F401
+import dagfleet.authoring.workflow  # noqa: F401
 
 
 class DagfleetPreload(AirflowPlugin):

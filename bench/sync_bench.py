@@ -6,7 +6,7 @@ For each size N and each list format of the reference config API:
 * ``ids``: the list carries IDs only, then one ``GET /airflowconfigs/{id}`` per workflow;
 
 measure a cold sync (empty dags folder), a re-sync with nothing changed (ETag / 304) and a
-re-sync after one workflow changed, in-process (``Materializer(settings, client).sync()``) and
+re-sync after one workflow changed, in-process (``FleetSync(settings, client).sync()``) and
 as the real CLI (``dagfleet sync`` in a subprocess: interpreter start and imports included).
 """
 
@@ -22,17 +22,17 @@ from unittest import mock
 
 from bench import apiserver, workload
 from bench.common import BIN, base_env, log
-from dagfleet import materializer
-from dagfleet.client import ConfigClient
-from dagfleet.materializer import Materializer
-from dagfleet.settings import Settings
+from dagfleet.api.client import ConfigClient
+from dagfleet.fleet.settings import Settings
+from dagfleet.sync import apply
+from dagfleet.sync.apply import FleetSync
 
 
 def _in_process(url: str, dags: Path) -> dict[str, Any]:
     settings = Settings(api_url=url, dags_folder=dags)
     client = ConfigClient.from_settings(settings)
     start = time.perf_counter()
-    report = Materializer(settings, client).sync()
+    report = FleetSync(settings, client).sync()
     wall = time.perf_counter() - start
     client.close()
     return {
@@ -79,12 +79,12 @@ def _median_of(runs: list[dict[str, Any]]) -> dict[str, Any]:
 def _without_fsync(url: str, dags: Path) -> dict[str, Any]:
     """What-if: the same cold sync without flushing to disk (the sync's one ``os.sync`` skipped;
     not how dagfleet runs)."""
-    with mock.patch.object(materializer.os, "sync", lambda: None):
+    with mock.patch.object(apply.os, "sync", lambda: None):
         return _in_process(url, dags)
 
 
 def _validation_time(workflows: dict[str, dict[str, Any]]) -> float:
-    from dagfleet.config import validate_config
+    from dagfleet.fleet.config import validate_config
 
     start = time.perf_counter()
     for workflow_id, config in workflows.items():
@@ -119,7 +119,7 @@ def run(
     are repeated ``repeats`` times up to ``repeat_max_n`` workflows (median wall time).
     """
     results: list[dict[str, Any]] = []
-    import dagfleet.config  # noqa: F401 - pydantic models: imported once, outside the timed in-process syncs
+    import dagfleet.fleet.config  # noqa: F401 - pydantic models: imported once, outside the timed in-process syncs
 
     for n in sizes:
         workflows = workload.fleet(n)

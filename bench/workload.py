@@ -7,8 +7,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from dagfleet.server import load_workflows
-from dagfleet.settings import packaged_file
+from dagfleet.fleet.settings import packaged_file
+from dagfleet.service.server import load_workflows
 
 # The two shapes the parse benchmark compares: a pod-free workflow and one with pods.
 POD_FREE = "nightly_report"

@@ -6,11 +6,6 @@ KUBE_VERSIONS ?= 1.33.0 1.37.0
 CHART_TOOLS_DIR := tests/chart/tools
 KUBERNETES_VALIDATE := $(TOOLS)/kubernetes-validate/bin/kubernetes-validate
 CHECKOV := $(TOOLS)/checkov/bin/checkov
-# helm v4: one already on PATH wins, else the one `make tools` extracts into $(TOOLS)/bin. Looked up
-# once per make run. Only the chart targets use it; PATH changes for their test steps only.
-HELM := $(or $(shell helm version --short 2>/dev/null | grep -q '^v4\.' && command -v helm),$(TOOLS)/bin/helm)
-# The chart tests' step runs with that helm's folder first on PATH (tests/chart also looks in .tools/bin).
-HELM_ON_PATH = PATH="$(abspath $(dir $(HELM))):$$PATH"
 # Read by tests/chart (paths are absolute: pytest may run from anywhere).
 export CHART_TEST_KUBERNETES_VALIDATE ?= $(abspath $(KUBERNETES_VALIDATE))
 export CHART_TEST_CHECKOV ?= $(abspath $(CHECKOV))
@@ -58,7 +53,3 @@ chart-lint: tools ## helm lint --strict the chart with every chart/ci/*-values.y
 	  echo "helm lint --strict -f $$values"; \
 	  $(HELM) lint --strict --quiet $(CHART) --namespace dagfleet -f $$values || exit 1; \
 	done
-
-.PHONY: chart-test
-chart-test: venv tools ## Chart tests (tests/chart + every test marked `helm`): render, schema, lint, kubernetes-validate, checkov, entrypoint contract
-	$(HELM_ON_PATH) $(BIN)/pytest -m helm $(PYTEST_ARGS) $(PYTEST_NONE_OK)

@@ -1,6 +1,5 @@
 # Container image: build, lint, stand-in base. Included by the Makefile.
 
-IMAGE ?= dagfleet:dev
 # The base image; when it can be neither found nor pulled, the local stand-in BASE_IMAGE is used.
 # Empty: the scripts' defaults, apache/airflow:<version> and dagfleet-base:airflow-<version>; the
 # scripts read the locked Airflow version themselves (make does not read requirements.lock).
@@ -23,10 +22,6 @@ image-base: | $(UV) ## Build (or reuse) the local stand-in base image (root, deb
 .PHONY: image-lint
 image-lint: $(HADOLINT) ## Lint the Dockerfile with hadolint
 	$(HADOLINT) Dockerfile
-
-.PHONY: image-test
-image-test: venv ## Build the image and run its smoke tests (tests/image)
-	$(BIN)/pytest tests/image $(PYTEST_ARGS)
 
 .PHONY: docker-engine
 docker-engine: ## Install and start a Docker engine if there is none (root; what CI does)

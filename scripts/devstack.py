@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from types import FrameType
 
-from dagfleet import parsing
+from dagfleet.service import dagprocessor
 
 BIN = Path(sys.executable).parent
 EXAMPLE_POOLS = Path(__file__).resolve().parents[1] / "examples" / "pools.json"  # wherever it is started
@@ -116,9 +116,9 @@ def airflow_environment(
         "AIRFLOW__API__PORT": str(port),
         "AIRFLOW__API__BASE_URL": airflow_url,
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{airflow_url}/execution/",
-        # dagfleet's dag-processor settings, as in the chart and the image (docs/parsing.md); an
+        # dagfleet's dag-processor settings, as in the chart and the image (docs/dagprocessor.md); an
         # AIRFLOW__DAG_PROCESSOR__* variable in the caller's environment wins for its key.
-        **parsing.airflow_env(environ),
+        **dagprocessor.airflow_env(environ),
         "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "2",
         **connections(environ),
     }

@@ -33,14 +33,16 @@ ALSO_COPY = ["bench", "chart", "docs", "examples", "scripts", "Makefile", "mk"]
 # tests/faults takes 18 minutes before the first mutant runs), then the fuzz suite at
 # MUTATION_FUZZ_EXAMPLES (default 10) derandomized examples. A mutant's run stops at its first failure.
 TESTS = {
-    "workflow_ids": ["tests/entrypoint/test_workflow_ids.py", "tests/entrypoint/test_sync.py"],
-    "plan": ["tests/entrypoint/test_plan.py", "tests/entrypoint/test_sync.py", "tests/entrypoint/test_templates.py"],
-    "store": ["tests/entrypoint/test_store.py", "tests/entrypoint/test_sync.py", "tests/entrypoint/test_status.py"],
-    "materializer": ["tests/entrypoint/test_sync.py", "tests/entrypoint/test_templates.py",
-                     "tests/faults/test_hostile_input.py"],
-    "client": ["tests/entrypoint/test_client.py", "tests/entrypoint/test_jsonlimits.py",
+    "fleet.workflow_ids": ["tests/entrypoint/test_workflow_ids.py", "tests/entrypoint/test_sync.py"],
+    "sync.plan": ["tests/entrypoint/test_plan.py", "tests/entrypoint/test_sync.py",
+                  "tests/entrypoint/test_templates.py"],
+    "fleet.store": ["tests/entrypoint/test_store.py", "tests/entrypoint/test_sync.py",
+                    "tests/entrypoint/test_status.py"],
+    "sync.apply": ["tests/entrypoint/test_sync.py", "tests/entrypoint/test_templates.py",
+                   "tests/faults/test_hostile_input.py"],
+    "api.client": ["tests/entrypoint/test_client.py", "tests/entrypoint/test_jsonlimits.py",
                "tests/faults/test_api_faults.py"],
-    "config": ["tests/dag/test_dag_config.py", "tests/entrypoint/test_validate.py"],
+    "fleet.config": ["tests/dag/test_dag_config.py", "tests/entrypoint/test_validate.py"],
 }  # fmt: skip
 FUZZ = "tests/fuzz"
 
@@ -52,7 +54,7 @@ def _pyproject(module: str) -> str:
         + f"""
 [tool.mutmut]
 source_paths = ["src"]
-only_mutate = ["src/dagfleet/{module}.py"]
+only_mutate = ["src/dagfleet/{module.replace(".", "/")}.py"]
 also_copy = {json.dumps(ALSO_COPY)}
 pytest_add_cli_args_test_selection = {json.dumps(TESTS[module])}
 pytest_add_cli_args = ["-p", "no:cacheprovider", "-m", "not helm and not docker"]
@@ -95,7 +97,7 @@ def generate(where: Path, env: dict[str, str]) -> list[str]:
             if "files mutated" in line:  # generated: what mutmut does next (its stats) is not wanted
                 break
         proc.terminate()
-    metas = list((where / "mutants" / "src" / "dagfleet").glob("*.py.meta"))
+    metas = list((where / "mutants" / "src" / "dagfleet").rglob("*.py.meta"))
     if not metas:
         raise SystemExit(f"mutmut generated no mutants in {where}")
     return sorted(json.loads(metas[0].read_text())["exit_code_by_key"], key=_natural)

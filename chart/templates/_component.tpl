@@ -36,12 +36,7 @@ metadata:
   labels:
     {{- include "dagfleet.componentLabels" $labelArgs | nindent 4 }}
   annotations:
-    {{- with include "dagfleet.imageCheckovSkips" $root.Values.image }}{{ . | nindent 4 }}{{- end }}
-    {{- with include "dagfleet.envFromSecretSkip" $extra }}{{ . | nindent 4 }}{{ end }}
-    {{- if $token }}
-    checkov.io/skip-sa-token: "CKV_K8S_38=Airflow launches task pods and reads their logs through the Kubernetes API (KubernetesPodOperator, KubernetesExecutor): it needs its ServiceAccount token"
-    {{- end }}
-    {{- with include "dagfleet.netpolCheckovSkip" $root }}{{ . | nindent 4 }}{{- end }}
+    {{- include "dagfleet.componentAnnotations" . }}
 spec:
   {{- if not (include "dagfleet.autoscaled" (dict "root" $root "component" .component)) }}
   replicas: {{ $v.replicas }}
@@ -69,33 +64,8 @@ spec:
         {{- toYaml . | nindent 8 }}
       {{- end }}
       terminationGracePeriodSeconds: {{ .grace }}
-      initContainers:
-        {{- with include "dagfleet.extraList" (merge (dict "key" "extraInitContainers") $extra) }}
-        {{- . | nindent 8 }}
-        {{- end }}
-        {{- if .watch }}
-        {{- include "dagfleet.syncSidecar" $root | nindent 8 }}
-        {{- end }}
-        {{- include "dagfleet.waitForMigrations" $root | nindent 8 }}
-      containers:
-        {{- with include "dagfleet.extraList" (merge (dict "key" "extraContainers") $extra) }}
-        {{- . | nindent 8 }}
-        {{- end }}
-        {{- include "dagfleet.componentContainer" . | nindent 8 }}
-      volumes:
-        {{- if or $sync .watch }}
-        {{- include "dagfleet.syncVolumes" $root | nindent 8 }}
-        {{- else }}
-        {{- include "dagfleet.baseVolumes" $root | nindent 8 }}
-        {{- end }}
-        {{- include "dagfleet.airflowSecretsVolume" $root | nindent 8 }}
-        {{- include "dagfleet.airflowConfigVolume" $root | nindent 8 }}
-        {{- with .extraVolumes }}
-        {{- toYaml . | nindent 8 }}
-        {{- end }}
-        {{- with include "dagfleet.extraList" (merge (dict "key" "extraVolumes") $extra) }}
-        {{- . | nindent 8 }}
-        {{- end }}
+      {{ include "dagfleet.componentContainers" . }}
+      {{ include "dagfleet.componentVolumes" . }}
       {{- with include "dagfleet.placement" (dict "root" $root "values" $v "component" .component) }}
       {{- . | nindent 6 }}
       {{- end }}
@@ -203,22 +173,7 @@ dagfleet.componentContainer: the main container of dagfleet.component. Takes the
     {{- toYaml $v.resources | nindent 4 }}
   securityContext:
     {{- include "dagfleet.containerSecurityContext" $root | nindent 4 }}
-  volumeMounts:
-    {{- if $sync }}
-    {{- include "dagfleet.syncVolumeMounts" $root | nindent 4 }}
-    {{- else }}
-    {{- include "dagfleet.baseVolumeMounts" $root | nindent 4 }}
-    {{- end }}
-    - name: airflow-secrets
-      mountPath: {{ include "dagfleet.airflowSecretsDir" $root }}
-      readOnly: true
-    {{- include "dagfleet.airflowConfigMount" $root | nindent 4 }}
-    {{- with .extraMounts }}
-    {{- toYaml . | nindent 4 }}
-    {{- end }}
-    {{- with include "dagfleet.extraList" (merge (dict "key" "extraVolumeMounts") $extra) }}
-    {{- . | nindent 4 }}
-    {{- end }}
+  {{ include "dagfleet.componentVolumeMounts" . }}
 {{- end }}
 
 {{/*
@@ -256,4 +211,95 @@ Takes (dict
 {{- $_ := set $probes $name (merge (dict) $check $timings) }}
 {{- end }}
 {{- toYaml $probes }}
+{{- end }}
+
+{{- /*
+dagfleet.componentVolumes: the volumes of a component's pod. Part of dagfleet.component; takes its dict.
+*/}}
+{{- define "dagfleet.componentVolumes" -}}
+{{- $root := .root -}}
+{{- $sync := .sync -}}
+{{- $v := .values -}}
+{{- $extra := dict "root" $root "values" $v -}}
+      volumes:
+        {{- if or $sync .watch }}
+        {{- include "dagfleet.syncVolumes" $root | nindent 8 }}
+        {{- else }}
+        {{- include "dagfleet.baseVolumes" $root | nindent 8 }}
+        {{- end }}
+        {{- include "dagfleet.airflowSecretsVolume" $root | nindent 8 }}
+        {{- include "dagfleet.airflowConfigVolume" $root | nindent 8 }}
+        {{- with .extraVolumes }}
+        {{- toYaml . | nindent 8 }}
+        {{- end }}
+        {{- with include "dagfleet.extraList" (merge (dict "key" "extraVolumes") $extra) }}
+        {{- . | nindent 8 }}
+        {{- end }}
+{{- end }}
+
+{{- /*
+dagfleet.componentContainers: a component's init containers (extras, the dag-sync sidecar, the
+wait for migrations) and containers (extras, the main one). Part of dagfleet.component; takes its dict.
+*/}}
+{{- define "dagfleet.componentContainers" -}}
+{{- $root := .root -}}
+{{- $v := .values -}}
+{{- $extra := dict "root" $root "values" $v -}}
+      initContainers:
+        {{- with include "dagfleet.extraList" (merge (dict "key" "extraInitContainers") $extra) }}
+        {{- . | nindent 8 }}
+        {{- end }}
+        {{- if .watch }}
+        {{- include "dagfleet.syncSidecar" $root | nindent 8 }}
+        {{- end }}
+        {{- include "dagfleet.waitForMigrations" $root | nindent 8 }}
+      containers:
+        {{- with include "dagfleet.extraList" (merge (dict "key" "extraContainers") $extra) }}
+        {{- . | nindent 8 }}
+        {{- end }}
+        {{- include "dagfleet.componentContainer" . | nindent 8 }}
+{{- end }}
+
+{{- /*
+dagfleet.componentAnnotations: the scanner skips on a component's Deployment, each saying why.
+Part of dagfleet.component; takes its dict.
+*/}}
+{{- define "dagfleet.componentAnnotations" -}}
+{{- $root := .root -}}
+{{- $v := .values -}}
+{{- $extra := dict "root" $root "values" $v -}}
+{{- $token := eq (include "dagfleet.automountToken" (dict "root" $root "component" .component "values" $v)) "true" -}}
+    {{- with include "dagfleet.imageCheckovSkips" $root.Values.image }}{{ . | nindent 4 }}{{- end }}
+    {{- with include "dagfleet.envFromSecretSkip" $extra }}{{ . | nindent 4 }}{{ end }}
+    {{- if $token }}
+    checkov.io/skip-sa-token: "CKV_K8S_38=Airflow launches task pods and reads their logs through the Kubernetes API (KubernetesPodOperator, KubernetesExecutor): it needs its ServiceAccount token"
+    {{- end }}
+    {{- with include "dagfleet.netpolCheckovSkip" $root }}{{ . | nindent 4 }}{{- end }}
+{{- end }}
+
+{{- /*
+dagfleet.componentVolumeMounts: the main container's volumeMounts. Part of
+dagfleet.componentContainer; takes the dict of dagfleet.component.
+*/}}
+{{- define "dagfleet.componentVolumeMounts" -}}
+{{- $root := .root -}}
+{{- $v := .values -}}
+{{- $sync := .sync -}}
+{{- $extra := dict "root" $root "values" $v -}}
+  volumeMounts:
+    {{- if $sync }}
+    {{- include "dagfleet.syncVolumeMounts" $root | nindent 4 }}
+    {{- else }}
+    {{- include "dagfleet.baseVolumeMounts" $root | nindent 4 }}
+    {{- end }}
+    - name: airflow-secrets
+      mountPath: {{ include "dagfleet.airflowSecretsDir" $root }}
+      readOnly: true
+    {{- include "dagfleet.airflowConfigMount" $root | nindent 4 }}
+    {{- with .extraMounts }}
+    {{- toYaml . | nindent 4 }}
+    {{- end }}
+    {{- with include "dagfleet.extraList" (merge (dict "key" "extraVolumeMounts") $extra) }}
+    {{- . | nindent 4 }}
+    {{- end }}
 {{- end }}

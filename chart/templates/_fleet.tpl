@@ -169,13 +169,7 @@ metadata:
   labels:
     {{- include "dagfleet.componentLabels" $labelArgs | nindent 4 }}
   annotations:
-    {{- with include "dagfleet.imageCheckovSkips" $root.Values.image }}{{ . | nindent 4 }}{{- end }}
-    {{- with include "dagfleet.netpolCheckovSkip" $root }}{{ . | nindent 4 }}{{- end }}
-    {{- if .token }}
-    checkov.io/skip-sa-token: "CKV_K8S_38=The pod cleanup lists and deletes task pods through the Kubernetes API (a Role limited to that)"
-    {{- end }}
-    checkov.io/skip-probes-liveness: "CKV_K8S_8=A CronJob pod runs one command to completion: nothing to probe"
-    checkov.io/skip-probes-readiness: "CKV_K8S_9=A CronJob pod serves nothing: nothing to probe"
+    {{- include "dagfleet.cronJobAnnotations" . }}
 spec:
   schedule: {{ $v.schedule | quote }}
   concurrencyPolicy: Forbid
@@ -205,6 +199,46 @@ spec:
           {{- with include "dagfleet.placement" (dict "root" $root "values" $v "component" .component) }}
           {{- . | nindent 10 }}
           {{- end }}
+          {{ include "dagfleet.cronJobContainers" . }}
+          {{ include "dagfleet.cronJobVolumes" . }}
+{{- end }}
+
+{{/*
+dagfleet.databaseCleanupCommand: the shell line of the database cleanup: `airflow db clean` of the
+rows older than databaseCleanup.retentionDays (the cut-off computed when the job runs, in UTC).
+Takes the root context.
+*/}}
+{{- define "dagfleet.databaseCleanupCommand" -}}
+{{- $c := .Values.databaseCleanup -}}
+{{- $args := list "--yes" -}}
+{{- if $c.skipArchive }}{{ $args = append $args "--skip-archive" }}{{ end -}}
+{{- with $c.tables }}{{ $args = append $args (printf "--tables %s" (join "," .)) }}{{ end -}}
+{{- if $c.batchSize }}{{ $args = append $args (printf "--batch-size %d" (int $c.batchSize)) }}{{ end -}}
+exec airflow db clean --clean-before-timestamp "$(date -u -d '-{{ int $c.retentionDays }} days' '+%Y-%m-%dT%H:%M:%S+00:00')" {{ join " " $args }}
+{{- end }}
+
+{{- /*
+dagfleet.cronJobVolumes: the volumes of a dagfleet.cronJob pod. Takes its dict.
+*/}}
+{{- define "dagfleet.cronJobVolumes" -}}
+{{- $root := .root -}}
+          volumes:
+            - name: logs
+              emptyDir: {}
+            - name: tmp
+              emptyDir: {}
+            {{- include "dagfleet.airflowConfigVolume" $root | nindent 12 }}
+            {{- if .database }}
+            {{- include "dagfleet.airflowSecretsVolume" $root | nindent 12 }}
+            {{- end }}
+{{- end }}
+
+{{- /*
+dagfleet.cronJobContainers: the one container of a dagfleet.cronJob pod. Takes its dict.
+*/}}
+{{- define "dagfleet.cronJobContainers" -}}
+{{- $root := .root -}}
+{{- $v := .values -}}
           containers:
             - name: {{ .component }}
               image: {{ include "dagfleet.image" $root }}
@@ -231,27 +265,18 @@ spec:
                   mountPath: {{ include "dagfleet.airflowSecretsDir" $root }}
                   readOnly: true
                 {{- end }}
-          volumes:
-            - name: logs
-              emptyDir: {}
-            - name: tmp
-              emptyDir: {}
-            {{- include "dagfleet.airflowConfigVolume" $root | nindent 12 }}
-            {{- if .database }}
-            {{- include "dagfleet.airflowSecretsVolume" $root | nindent 12 }}
-            {{- end }}
 {{- end }}
 
-{{/*
-dagfleet.databaseCleanupCommand: the shell line of the database cleanup: `airflow db clean` of the
-rows older than databaseCleanup.retentionDays (the cut-off computed when the job runs, in UTC).
-Takes the root context.
+{{- /*
+dagfleet.cronJobAnnotations: the scanner skips on a dagfleet.cronJob, each saying why. Takes its dict.
 */}}
-{{- define "dagfleet.databaseCleanupCommand" -}}
-{{- $c := .Values.databaseCleanup -}}
-{{- $args := list "--yes" -}}
-{{- if $c.skipArchive }}{{ $args = append $args "--skip-archive" }}{{ end -}}
-{{- with $c.tables }}{{ $args = append $args (printf "--tables %s" (join "," .)) }}{{ end -}}
-{{- if $c.batchSize }}{{ $args = append $args (printf "--batch-size %d" (int $c.batchSize)) }}{{ end -}}
-exec airflow db clean --clean-before-timestamp "$(date -u -d '-{{ int $c.retentionDays }} days' '+%Y-%m-%dT%H:%M:%S+00:00')" {{ join " " $args }}
+{{- define "dagfleet.cronJobAnnotations" -}}
+{{- $root := .root -}}
+    {{- with include "dagfleet.imageCheckovSkips" $root.Values.image }}{{ . | nindent 4 }}{{- end }}
+    {{- with include "dagfleet.netpolCheckovSkip" $root }}{{ . | nindent 4 }}{{- end }}
+    {{- if .token }}
+    checkov.io/skip-sa-token: "CKV_K8S_38=The pod cleanup lists and deletes task pods through the Kubernetes API (a Role limited to that)"
+    {{- end }}
+    checkov.io/skip-probes-liveness: "CKV_K8S_8=A CronJob pod runs one command to completion: nothing to probe"
+    checkov.io/skip-probes-readiness: "CKV_K8S_9=A CronJob pod serves nothing: nothing to probe"
 {{- end }}

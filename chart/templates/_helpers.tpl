@@ -211,7 +211,7 @@ enabled, else configApi.url (may be empty: static workflows only). Takes the roo
 dagfleet.syncEnv: the DAGFLEET_* variables (docs/reference.md) of every container that syncs
 DAGs. Only names the entrypoint accepts: the contract test checks them with `dagfleet check`, and
 tests/entrypoint/test_settings.py holds the names and the defaults of values.yaml to their
-declarations in entrypoint/dagfleet/settings.py. Takes the root context.
+declarations in entrypoint/dagfleet/fleet/settings.py. Takes the root context.
 */}}
 {{- define "dagfleet.syncEnv" -}}
 - name: DAGFLEET_DAGS_FOLDER
@@ -380,7 +380,7 @@ transaction pooling cannot keep) and the database cleanup. Takes the root contex
 dagfleet.airflowSecretEnvFor: the body of both. With "pooled" (pgbouncer.enabled) the database URL
 is read with its host and port replaced by PgBouncer's Service (and its query string, such as
 sslmode, left to PgBouncer's own connection), and asyncpg gets the connect arguments transaction
-pooling needs (dagfleet.pgbouncer.ASYNCPG_CONNECT_ARGS). Takes (dict "root" $ "pooled" true).
+pooling needs (dagfleet.service.pgbouncer.ASYNCPG_CONNECT_ARGS). Takes (dict "root" $ "pooled" true).
 */}}
 {{- define "dagfleet.airflowSecretEnvFor" -}}
 {{- $root := .root -}}
@@ -396,7 +396,7 @@ pooling needs (dagfleet.pgbouncer.ASYNCPG_CONNECT_ARGS). Takes (dict "root" $ "p
   value: {{ $read | quote }}
 {{- if .pooled }}
 - name: AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS_ASYNC
-  value: dagfleet.pgbouncer.ASYNCPG_CONNECT_ARGS
+  value: dagfleet.service.pgbouncer.ASYNCPG_CONNECT_ARGS
 {{- end }}
 - name: AIRFLOW__CORE__FERNET_KEY_CMD
   value: {{ printf "cat %s/fernet-key" $dir | quote }}

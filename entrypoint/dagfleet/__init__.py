@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from dagfleet.fleet import __version__
 
 __all__ = [
     "PodOperator",
@@ -22,17 +22,17 @@ __all__ = [
 
 # Imported on first use: the CLI must not pay for pydantic, the Kubernetes client or Airflow.
 _LAZY = {
-    "Workflow": "dagfleet.authoring",
-    "workflow": "dagfleet.authoring",
-    "item_kwargs": "dagfleet.authoring",
-    "item_name": "dagfleet.authoring",
-    "pod_kwargs": "dagfleet.authoring",
-    "PodOperator": "dagfleet.k8s",
+    "Workflow": "dagfleet.authoring.workflow",
+    "workflow": "dagfleet.authoring.workflow",
+    "item_kwargs": "dagfleet.authoring.workflow",
+    "item_name": "dagfleet.authoring.workflow",
+    "pod_kwargs": "dagfleet.authoring.workflow",
+    "PodOperator": "dagfleet.authoring.operator",
 }
 
 if TYPE_CHECKING:
-    from dagfleet.authoring import Workflow, item_kwargs, item_name, pod_kwargs, workflow
-    from dagfleet.k8s import DagfleetPodOperator as PodOperator
+    from dagfleet.authoring.operator import DagfleetPodOperator as PodOperator
+    from dagfleet.authoring.workflow import Workflow, item_kwargs, item_name, pod_kwargs, workflow
 
 
 def __getattr__(name: str) -> Any:

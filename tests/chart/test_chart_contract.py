@@ -42,7 +42,7 @@ KUBERNETES_EXECUTOR_ARGS = ("python", "-m", "airflow.sdk.execution_time.execute_
 DUMMY = "dummy"
 # The first in-image test may build the image (CI): allow for a cold `make image`.
 IMAGE_TIMEOUT = 1800
-PARSE = "import sys\nfrom dagfleet.cli import build_parser\nbuild_parser().parse_args(sys.argv[1:])"
+PARSE = "import sys\nfrom dagfleet.service.cli import build_parser\nbuild_parser().parse_args(sys.argv[1:])"
 
 
 @dataclass(frozen=True)

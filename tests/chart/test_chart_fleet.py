@@ -196,7 +196,7 @@ class TestPgBouncer:
                 if PGBOUNCER_ADDRESS in url:
                     assert url == f"postgresql+psycopg2://air:p%40ss@{PGBOUNCER_ADDRESS}/airflow"
                     assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS_ASYNC"] == (
-                        "dagfleet.pgbouncer.ASYNCPG_CONNECT_ARGS"
+                        "dagfleet.service.pgbouncer.ASYNCPG_CONNECT_ARGS"
                     )
                     result_backend = run_like_airflow(env["AIRFLOW__CELERY__RESULT_BACKEND_CMD"], url_file)
                     assert result_backend == f"db+{url}"
@@ -218,7 +218,7 @@ class TestPgBouncer:
         docs = render_chart(values)
         deployment = one(docs, "Deployment", "dagfleet-pgbouncer")
         init = container(deployment, "pgbouncer-config")
-        assert init["command"][:3] == ["python", "-m", "dagfleet.pgbouncer"]
+        assert init["command"][:3] == ["python", "-m", "dagfleet.service.pgbouncer"]
         assert init["command"][3:6] == ["/var/run/secrets/airflow/sql-alchemy-conn", "/etc/pgbouncer-generated", "6543"]
         assert "max_db_connections=80" in init["command"]
         main = container(deployment, "pgbouncer")

@@ -6,7 +6,7 @@ import configparser
 
 import pytest
 
-from dagfleet.parsing import CORE_DEFAULTS, DAG_PROCESSOR_DEFAULTS, SECTION
+from dagfleet.service.dagprocessor import CORE_DEFAULTS, DAG_PROCESSOR_DEFAULTS, SECTION
 from support.chart import container, env_of, one, render_chart
 
 pytestmark = pytest.mark.helm

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from dagfleet.settings import read_setting
+from dagfleet.fleet.settings import read_setting
 from support.chart import container, containers, env_of, render_chart, workloads
 
 pytestmark = pytest.mark.helm

@@ -1,4 +1,4 @@
-"""The watch sidecar's metrics and health (dagfleet.metrics): port, probes, PodMonitor,
+"""The watch sidecar's metrics and health (dagfleet.service.metrics): port, probes, PodMonitor,
 PrometheusRule, NetworkPolicy."""
 
 from __future__ import annotations
@@ -124,7 +124,7 @@ class TestPrometheusRule:
 
     def test_every_metric_it_uses_is_exported(self) -> None:
         """The rule only names metrics `dagfleet watch` exports (docs/operations.md lists them)."""
-        from dagfleet.metrics import FleetMetrics
+        from dagfleet.service.metrics import FleetMetrics
 
         exported = {m.name for m in FleetMetrics().registry.collect()}
         for rule in self.rules().values():

@@ -1,7 +1,7 @@
 """The task pod Airflow's own KubernetesExecutor code builds from the chart's pod template.
 
 `PodGenerator.construct_pod` (what the executor calls) merges the rendered pod template, the
-dynamic part (the workload's args) and the task's pod override (dagfleet.taskpod). The result must
+dynamic part (the workload's args) and the task's pod override (dagfleet.service.taskpod). The result must
 start `dagfleet task --` with Airflow's args, carry the parsed config, skip the database wait and
 hold no secret of Airflow or the config API.
 """
@@ -14,10 +14,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from dagfleet.config import validate_config
-from dagfleet.settings import Settings
-from dagfleet.store import Record
-from dagfleet.taskpod import ENV_VAR, task_defaults
+from dagfleet.authoring.podoverride import ENV_VAR, task_defaults
+from dagfleet.fleet.store import Record
 from support.chart import render_chart
 
 ARGS = ["python", "-m", "airflow.sdk.execution_time.execute_workload", "--json-string", '{"kind": "ExecuteTask"}']
@@ -35,10 +33,9 @@ def built_pod(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, values: dict | No
 
     monkeypatch.setenv("AIRFLOW__CORE__EXECUTOR", "KubernetesExecutor")
     raw = {"tags": ["t"], "items": ["a"]}
-    settings = Settings(dags_folder=tmp_path / "dags")
-    settings.store.write_record(Record("wf", raw, "demo"))
-    settings.store.write_dag("wf", b"# the generated DAG file\n")
-    override = task_defaults("wf", validate_config("wf", raw), settings)["executor_config"]["pod_override"]
+    override = task_defaults("wf", Record("wf", raw, "demo"), b"# the generated DAG file\n")["executor_config"][
+        "pod_override"
+    ]
 
     pod = PodGenerator.construct_pod(
         dag_id="wf", task_id="summarize", pod_id="wf-summarize-x", try_number=1, kube_image="dagfleet:test",

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from dagfleet.config import WorkflowConfig, validate_config, validate_items
-from dagfleet.errors import WorkflowConfigError
+from dagfleet.fleet.config import WorkflowConfig, validate_config, validate_items
+from dagfleet.fleet.errors import WorkflowConfigError
 from support.dag import example_workflows
 
 POD = {"image": "busybox:1.36"}
@@ -43,7 +43,7 @@ def test_every_example_workflow_validates() -> None:
 
 
 def test_config_module_does_not_import_airflow() -> None:
-    code = "import sys, dagfleet.config; print(sorted(m for m in sys.modules if m.split('.')[0] == 'airflow'))"
+    code = "import sys, dagfleet.fleet.config; print(sorted(m for m in sys.modules if m.split('.')[0] == 'airflow'))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
 

@@ -16,11 +16,11 @@ from typing import Any
 
 import pytest
 
-from dagfleet.cache import DiskCache, LayeredCache, RedisCache, open_cache
-from dagfleet.errors import WorkflowConfigError
-from dagfleet.loader import load, parse_timeouts
-from dagfleet.settings import Settings
-from dagfleet.store import Record
+from dagfleet.authoring.cache import DiskCache, LayeredCache, RedisCache, open_cache
+from dagfleet.authoring.loader import load, parse_timeouts
+from dagfleet.fleet.errors import WorkflowConfigError
+from dagfleet.fleet.settings import Settings
+from dagfleet.fleet.store import Record
 from support.net import SilentServer, dead_url, free_port
 from support.redis import RedisServer
 
@@ -72,7 +72,7 @@ def test_live_api_then_fresh_cache_then_last_known_good(
     assert load("acme", settings).source == "cache"  # fresh: no request at all
 
     stale = _settings(tmp_path, api.url, cache_ttl=0.001)
-    with caplog.at_level(logging.WARNING, logger="dagfleet.loader"):
+    with caplog.at_level(logging.WARNING, logger="dagfleet.authoring.loader"):
         last_good = load("acme", stale)
     assert (last_good.source, last_good.config.tags) == ("last-known-good", ["acme"])
     assert "using the last known good config" in caplog.text
@@ -138,7 +138,7 @@ def test_disk_cache_ignores_corrupt_and_foreign_entries(tmp_path: Path) -> None:
 # -- Redis -----------------------------------------------------------------------------------
 _LOAD_SCRIPT = """
 import json, sys
-from dagfleet.loader import load
+from dagfleet.authoring.loader import load
 loaded = load(sys.argv[1])
 print(json.dumps({"source": loaded.source, "tags": loaded.config.tags}))
 """

@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from dagfleet.cache import DiskCache
-from dagfleet.config import validate_config
-from dagfleet.store import FleetStore
+from dagfleet.authoring.cache import DiskCache
+from dagfleet.fleet.config import validate_config
+from dagfleet.fleet.store import FleetStore
 from support.dag import BASE_DAG, EXAMPLES, example_workflows, make_dags, parse_dags
 from support.net import SilentServer, dead_url
 
@@ -96,7 +96,7 @@ def test_structure_matches_the_config(examples: Any, workflow_id: str) -> None:
         assert isinstance(pods, MappedOperator)
         assert isinstance(pods.expand_input, ListOfDictsExpandInput)
     if "pod_static" in expected:
-        from dagfleet.k8s import to_secrets
+        from dagfleet.authoring.operator import to_secrets
 
         assert config.pod is not None
         assert dag.get_task("pod_static").secrets == to_secrets(config.pod.secrets)
@@ -120,7 +120,7 @@ def test_a_bad_config_is_an_import_error_of_that_dag_alone(tmp_path: Path, monke
     assert set(errors) == {"broken-mydag.py", "bad-schedule-mydag.py"}
     last_line = errors["broken-mydag.py"].strip().splitlines()[-1]
     assert last_line == (
-        "dagfleet.errors.WorkflowConfigError: workflow 'broken': config field 'pod.secrets[0].secret': "
+        "dagfleet.fleet.errors.WorkflowConfigError: workflow 'broken': config field 'pod.secrets[0].secret': "
         "'Bad_Name' is not a valid Kubernetes secret name (lower-case letters, digits, '-' and '.', at most 253); "
         "fix it in the config API"
     )
@@ -198,7 +198,7 @@ def test_dagfleet_sync_output_parses(tmp_path: Path, monkeypatch: pytest.MonkeyP
         "DAGFLEET_DAGS_FOLDER": str(folder),
     }
     result = subprocess.run(
-        [sys.executable, "-m", "dagfleet.cli", "sync"], capture_output=True, text=True, env=env, timeout=120
+        [sys.executable, "-m", "dagfleet.service.cli", "sync"], capture_output=True, text=True, env=env, timeout=120
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "workflow 'broken': config field 'pod.secrets[0].secret'" in result.stderr

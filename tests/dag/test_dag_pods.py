@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
-from dagfleet.authoring import choose_items, plan
-from dagfleet.config import validate_config
-from dagfleet.errors import WorkflowConfigError
-from dagfleet.render import render_context
+from dagfleet.authoring.workflow import choose_items, plan
+from dagfleet.fleet.config import validate_config
+from dagfleet.fleet.errors import WorkflowConfigError
+from dagfleet.service.render import render_context
 
 pytestmark = pytest.mark.airflow
 
@@ -121,7 +121,7 @@ def test_a_run_cannot_inject_secrets(examples: Any) -> None:
 
 
 def test_the_operator_validates_specs_it_receives(examples: Any) -> None:
-    from dagfleet.k8s import DagfleetPodOperator
+    from dagfleet.authoring.operator import DagfleetPodOperator
 
     bad = [{"deploy_type": "env", "deploy_target": "X", "secret": "Not_Valid", "key": "k"}]
     with pytest.raises(WorkflowConfigError, match=r"task 't' field 'secret_specs\[0\].secret': 'Not_Valid' is not"):

@@ -139,7 +139,7 @@ def test_a_successful_run_calls_the_success_notifier(dags_test: Any, webhook: An
 def test_a_connection_that_is_not_a_url_fails_without_leaking_it() -> None:
     from airflow.sdk import Connection
 
-    from dagfleet.notify import webhook_url
+    from dagfleet.fleet.notify import webhook_url
 
     assert webhook_url(Connection(conn_id="h", conn_type="https", host="hooks.example.com", schema="t/x")) == (
         "https://hooks.example.com/t/x"
@@ -152,16 +152,16 @@ def test_a_connection_that_is_not_a_url_fails_without_leaking_it() -> None:
 def test_an_asset_uri_airflow_refuses_is_rejected_at_sync_not_at_parse(config_api_factory: Any, tmp_path: Path) -> None:
     """`postgres://x` has dagfleet's form but Airflow's postgres rule needs database, schema and
     table: sync rejects the new config on one line and the workflow keeps its last known good DAG."""
-    from dagfleet.client import ConfigClient
-    from dagfleet.materializer import Materializer
-    from dagfleet.retry import retry_policy
-    from dagfleet.settings import Settings
+    from dagfleet.api.client import ConfigClient
+    from dagfleet.api.retry import retry_policy
+    from dagfleet.fleet.settings import Settings
+    from dagfleet.sync.apply import FleetSync
 
     api = config_api_factory({"tenant": {"outlets": ["s3://bucket/ok"]}})
     settings = Settings(api_url=api.url, api_key_value="test-key-123", dags_folder=tmp_path / "dags", retries=2)
 
     def sync() -> Any:
-        return Materializer(settings, ConfigClient.from_settings(settings, retrying=retry_policy(2, initial=0))).sync()
+        return FleetSync(settings, ConfigClient.from_settings(settings, retrying=retry_policy(2, initial=0))).sync()
 
     assert sync().problems == []
     api.write({"tenant": {"outlets": ["postgres://x"], "schedule": {"any": ["s3://bucket/ok", "postgres://h/db"]}}})

@@ -1,4 +1,4 @@
-"""KubernetesExecutor task pods run the DAG and config the DAG processor parsed (dagfleet.taskpod).
+"""KubernetesExecutor task pods run the DAG and config the DAG processor parsed (dagfleet.service.taskpod).
 
 Under the KubernetesExecutor every task carries a pod override with the workflow's parsed config;
 it survives DAG serialization (what the scheduler reads); `dagfleet task` in an empty DAG folder
@@ -12,11 +12,12 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
-from dagfleet.taskpod import ENV_VAR
+from dagfleet.service.taskpod import ENV_VAR
 from support.dag import example_workflows, make_dags, parse_dags
 from support.paths import REPO
 
@@ -77,19 +78,22 @@ def test_the_override_survives_serialization(
 def test_no_stored_config_means_no_override(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kubernetes_executor: None
 ) -> None:
-    """A config the loader did not read from disk is not kept raw: the pod takes the fallback path."""
+    """A config the loader did not read from disk is not kept raw: the pod takes the fallback path.
+    The override carries the record the parse read, never one written after it."""
     folder = make_dags(tmp_path / "dags", {"cached": {"tags": ["from-disk"]}})
-    bag = parse_dags(folder, monkeypatch)
-    from dagfleet.config import validate_config
-    from dagfleet.settings import Settings
-    from dagfleet.store import FleetStore, Record
-    from dagfleet.taskpod import parsed_record
+    from dagfleet.authoring.podoverride import task_defaults
+    from dagfleet.authoring.workflow import workflow
+    from dagfleet.fleet.store import FleetStore, Record
 
-    store = FleetStore(folder)
-    store.write_record(Record("cached", {"tags": ["changed-after-parse"]}, "demo"))
-    parsed = validate_config("cached", {"tags": ["from-disk"]})
-    assert parsed_record("cached", parsed, Settings(dags_folder=folder)) is None
-    assert override_payload(bag.dags["cached"].tasks[0]) is not None  # parsed while the record matched
+    monkeypatch.setenv("DAGFLEET_DAGS_FOLDER", str(folder))
+    parsed = workflow(folder / "cached-mydag.py")
+    FleetStore(folder).write_record(Record("cached", {"tags": ["changed-after-parse"]}, "demo"))
+    default_args = parsed.dag_args()["default_args"]
+    payload = override_payload(SimpleNamespace(executor_config=default_args["executor_config"]))
+    assert payload is not None and payload["record"]["config"] == {"tags": ["from-disk"]}
+    assert task_defaults("cached", None, b"x") == {}  # from the cache or the API: no record to carry
+    bag = parse_dags(folder, monkeypatch)
+    assert override_payload(bag.dags["cached"].tasks[0]) is not None
 
 
 def run_task_command(folder: Path, env: dict[str, str], *command: str) -> subprocess.CompletedProcess[str]:

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from dagfleet.materializer import Materializer
-from dagfleet.render import render_context
-from dagfleet.settings import Settings
+from dagfleet.fleet.settings import Settings
+from dagfleet.service.render import render_context
+from dagfleet.sync.apply import FleetSync
 from support.dag import parse_dags
 from support.docs import doc_files
 from support.net import dead_url
@@ -53,7 +53,7 @@ def _sync_static(tmp_path: Path, templates: Path, default: str, ids: tuple[str, 
     settings = Settings(
         static_workflows=ids, dags_folder=tmp_path / "dags", templates_folder=templates, default_template=default
     )
-    report = Materializer(settings).sync()
+    report = FleetSync(settings).sync()
     assert report.problems == []
     return settings
 
@@ -75,8 +75,8 @@ def test_realistic_example_template_fans_out_per_table(examples: Any) -> None:
 
 
 def test_realistic_example_plans_each_table_with_the_tenants_secrets(examples: Any) -> None:
-    from dagfleet.authoring import Workflow
-    from dagfleet.config import validate_config
+    from dagfleet.authoring.workflow import Workflow
+    from dagfleet.fleet.config import validate_config
 
     config = validate_config("globex_etl", examples.configs["globex_etl"])
     planned = Workflow("globex_etl", config, "stored").plan_items({"items": ["accounts", "payments"]})
@@ -106,7 +106,7 @@ def test_a_template_written_against_the_public_api_parses_with_the_api_dead(
     settings = Settings(
         api_url=api.url, api_key_value=api.api_key, dags_folder=tmp_path / "dags", templates_folder=templates
     )
-    assert Materializer(settings).sync().problems == []
+    assert FleetSync(settings).sync().problems == []
     api.close()
     bag = parse_dags(settings.dags_folder, monkeypatch, DAGFLEET_API_URL=dead_url(), DAGFLEET_PARSE_TIMEOUT="1")
     assert bag.import_errors == {}
@@ -144,7 +144,7 @@ def test_the_docs_example_validates_syncs_and_parses(
     files = _doc_files(tmp_path)
     templates = files["my-templates/copy_tables.py"].parent
     check = subprocess.run(
-        [sys.executable, "-m", "dagfleet.cli", "validate", "--file", str(files["my-workflows.yaml"])],
+        [sys.executable, "-m", "dagfleet.service.cli", "validate", "--file", str(files["my-workflows.yaml"])],
         env={"PATH": "/usr/bin:/bin", "DAGFLEET_TEMPLATES": str(templates)},
         capture_output=True,
         text=True,
@@ -156,7 +156,7 @@ def test_the_docs_example_validates_syncs_and_parses(
     settings = Settings(
         api_url=api.url, api_key_value=api.api_key, dags_folder=tmp_path / "dags", templates_folder=templates
     )
-    assert Materializer(settings).sync().problems == []
+    assert FleetSync(settings).sync().problems == []
     bag = parse_dags(settings.dags_folder, monkeypatch)
     assert bag.import_errors == {}
     assert sorted(bag.dag_ids) == ["acme_copy", "globex_copy"]
@@ -165,7 +165,7 @@ def test_the_docs_example_validates_syncs_and_parses(
 
     # The documented error line.
     api.write({"acme_copy": {"template": "copy_tables", "spec": {**workflows["acme_copy"]["spec"], "tables": [7]}}})
-    report = Materializer(settings).sync()
+    report = FleetSync(settings).sync()
     assert report.problems == [
         "workflow 'acme_copy': config field 'spec.tables[0]': 7 is not of type 'string'; fix it in the config API"
         "; kept its last known good config"

@@ -14,7 +14,7 @@ from types import ModuleType
 
 import pytest
 
-from dagfleet.parsing import DAG_PROCESSOR_DEFAULTS, SECTION, env_name
+from dagfleet.service.dagprocessor import DAG_PROCESSOR_DEFAULTS, SECTION, env_name
 from support.paths import REPO
 
 PYTHON = REPO / ".venv" / "bin" / "python"

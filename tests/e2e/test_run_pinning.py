@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 import requests
 
-from dagfleet import parsing
+from dagfleet.service import dagprocessor
 from support.airflowapi import call
 from support.fleet import ConfigApi, write_workflows
 from support.net import free_port
@@ -142,7 +142,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
                "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False", "AIRFLOW__API__PORT": str(port),
                "AIRFLOW__API__BASE_URL": url, "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{url}/execution/",
                "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
-               **parsing.airflow_env(), "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "3",
+               **dagprocessor.airflow_env(), "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "3",
                "AIRFLOW__DAG_PROCESSOR__BUNDLE_REFRESH_CHECK_INTERVAL": "1",
                "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "2"}  # fmt: skip
     (home / "simple_auth_manager_passwords.json.generated").write_text(json.dumps({"admin": "pinning"}))

@@ -1,4 +1,4 @@
-"""`dagfleet run` and the keys Airflow's processes in one container must share (dagfleet.airflowkeys).
+"""`dagfleet run` and the keys Airflow's processes in one container must share (dagfleet.service.airflowkeys).
 
 Real `dagfleet run` processes exec a Python program that prints what it inherited, as Airflow would.
 """
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from dagfleet.airflowkeys import KEYS_FILE, SHARED, env_name, shared_env
+from dagfleet.service.airflowkeys import KEYS_FILE, SHARED, env_name, shared_env
 from support.paths import REPO
 from support.proc import run
 

@@ -1,4 +1,4 @@
-"""Issue #30: dagfleet.bundle.FleetBundle as Airflow's DagBundlesManager builds it from the shipped config."""
+"""Issue #30: dagfleet.service.bundle.FleetBundle as Airflow's DagBundlesManager builds it from the shipped config."""
 
 from __future__ import annotations
 
@@ -7,19 +7,20 @@ from typing import Any
 
 import pytest
 
-from dagfleet import parsing, versions
-from dagfleet.materializer import Materializer
-from dagfleet.retry import retry_policy
-from dagfleet.settings import Settings
+from dagfleet.api.retry import retry_policy
+from dagfleet.fleet import versions
+from dagfleet.fleet.settings import Settings
+from dagfleet.service import dagprocessor
+from dagfleet.sync.apply import FleetSync
 
 pytestmark = pytest.mark.airflow
 
 
 def _sync(dags: Path, url: str) -> str:
-    from dagfleet.client import ConfigClient
+    from dagfleet.api.client import ConfigClient
 
     settings = Settings(api_url=url, api_key_value="test-key-123", dags_folder=dags, retries=1)
-    Materializer(settings, ConfigClient.from_settings(settings, retrying=retry_policy(1, initial=0))).sync()
+    FleetSync(settings, ConfigClient.from_settings(settings, retrying=retry_policy(1, initial=0))).sync()
     return str(versions.current(dags))
 
 
@@ -29,7 +30,7 @@ def manager(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
     from airflow.dag_processing.bundles.manager import DagBundlesManager
 
     monkeypatch.setenv("AIRFLOW__CORE__DAGS_FOLDER", str(tmp_path / "dags"))
-    for name, value in parsing.airflow_env().items():
+    for name, value in dagprocessor.airflow_env().items():
         monkeypatch.setenv(name, value)
     from airflow import settings as airflow_settings
 
@@ -43,7 +44,7 @@ def test_the_processor_follows_the_pointer_and_a_worker_gets_its_runs_version(
     dags = tmp_path / "dags"
     api = config_api_factory({"alpha": {"tags": ["one"]}})
     first = _sync(dags, api.url)
-    processor = manager.get_bundle(parsing.BUNDLE_NAME)
+    processor = manager.get_bundle(dagprocessor.BUNDLE_NAME)
     assert processor.supports_versioning
     processor.initialize()
     assert processor.get_current_version().version == first
@@ -55,7 +56,7 @@ def test_the_processor_follows_the_pointer_and_a_worker_gets_its_runs_version(
     processor.refresh()
     assert (processor.get_current_version().version, processor.path) == (second, versions.version_path(dags, second))
 
-    worker = manager.get_bundle(parsing.BUNDLE_NAME, version=first)
+    worker = manager.get_bundle(dagprocessor.BUNDLE_NAME, version=first)
     worker.initialize()
     assert worker.path == versions.version_path(dags, first)
     assert (worker.path / "alpha-mydag.py").exists()
@@ -63,9 +64,9 @@ def test_the_processor_follows_the_pointer_and_a_worker_gets_its_runs_version(
 
 def test_a_version_that_is_gone_fails_on_one_line_naming_it(manager: Any, config_api_factory: Any) -> None:
     api = config_api_factory({"alpha": {}})
-    dags = Path(manager.get_bundle(parsing.BUNDLE_NAME).dags)
+    dags = Path(manager.get_bundle(dagprocessor.BUNDLE_NAME).dags)
     _sync(dags, api.url)
-    gone = manager.get_bundle(parsing.BUNDLE_NAME, version="f" * 20)
+    gone = manager.get_bundle(dagprocessor.BUNDLE_NAME, version="f" * 20)
     gone.wait_seconds = 0
     with pytest.raises(versions.VersionGoneError) as caught:
         gone.initialize()
@@ -94,7 +95,7 @@ def test_a_processor_started_before_the_first_sync_sees_the_version_only_through
 ) -> None:
     """Airflow compares get_current_version() before and after refresh(): reading the pointer
     outside refresh() would make the first version look unchanged, and the folder never listed."""
-    processor = manager.get_bundle(parsing.BUNDLE_NAME)
+    processor = manager.get_bundle(dagprocessor.BUNDLE_NAME)
     processor.initialize()
     assert processor.get_current_version() is None
     assert list(processor.path.glob("*.py")) == []

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from dagfleet.cli import AIRFLOW_COMPONENTS, resolve_command
-from dagfleet.settings import Settings
+from dagfleet.fleet.settings import Settings
+from dagfleet.service.cli import AIRFLOW_COMPONENTS, resolve_command
 
 DAGFLEET = str(Path(sys.executable).with_name("dagfleet"))
 KEY = "cli-key-5b6c9d"

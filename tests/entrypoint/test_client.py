@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
-from dagfleet.client import ConfigClient, _retry_after, config_path, parse_list
-from dagfleet.errors import ConfigApiError
-from dagfleet.retry import retry_policy
+from dagfleet.api.client import ConfigClient, _retry_after, config_path, parse_list
+from dagfleet.api.retry import retry_policy
+from dagfleet.fleet.errors import ConfigApiError
 from support.net import free_port as _free_port
 
 

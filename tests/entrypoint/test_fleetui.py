@@ -6,11 +6,11 @@ from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
-from dagfleet import fleetstatus
-from dagfleet.fleetstatus import FleetStatus, State, WorkflowStatus
-from dagfleet.fleetui import dags_folder, render_page
-from dagfleet.materializer import Materializer
-from dagfleet.settings import Settings
+from dagfleet.fleet.settings import Settings
+from dagfleet.service.fleetui import dags_folder, render_page
+from dagfleet.sync import fleetstatus
+from dagfleet.sync.apply import FleetSync
+from dagfleet.sync.fleetstatus import FleetStatus, State, WorkflowStatus
 
 
 class _Collect(HTMLParser):
@@ -62,9 +62,9 @@ def test_a_real_sync_links_the_kept_workflow_and_not_the_new_rejected_one(
     """Issue #24: the page linked a rejected new workflow to a DAG that Airflow never had."""
     api = config_api_factory({"kept": {}})
     settings = Settings(api_url=api.url, api_key_value="test-key-123", dags_folder=tmp_path / "dags", retries=1)
-    assert Materializer(settings).sync().problems == []
+    assert FleetSync(settings).sync().problems == []
     api.write({"kept": {"schedule": "every day"}, "newbie": {"schedule": "every day"}})
-    Materializer(settings).sync()
+    FleetSync(settings).sync()
     status = fleetstatus.load(settings)
     assert {w.workflow_id: (w.state, bool(w.dag_file)) for w in status.workflows} == {
         "kept": (State.REJECTED, True),  # its last good DAG stays

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from dagfleet import fleetui
-from dagfleet.fleetstatus import FleetStatus, State, WorkflowStatus, from_json
-from dagfleet.metrics import FleetMetrics, Health, MetricsServer
+from dagfleet.service import fleetui
+from dagfleet.service.metrics import FleetMetrics, Health, MetricsServer
+from dagfleet.sync.fleetstatus import FleetStatus, State, WorkflowStatus, from_json
 from support.net import dead_url
 
 STATUS = FleetStatus(

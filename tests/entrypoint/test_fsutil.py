@@ -1,4 +1,4 @@
-"""Atomic file writes (dagfleet.fsutil): whole files or nothing, create-only by hard link, user files untouched."""
+"""Atomic writes (dagfleet.fleet.fsutil): whole files or nothing, create-only by hard link, user files untouched."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from dagfleet.fsutil import (
+from dagfleet.fleet.fsutil import (
     TEMP_PREFIX,
     FileTakenError,
     atomic_write,

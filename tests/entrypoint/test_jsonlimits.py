@@ -1,4 +1,4 @@
-"""The JSON bounds (dagfleet.jsonlimits), and the list parser that applies them per entry."""
+"""The JSON bounds (dagfleet.api.jsonlimits), and the list parser that applies them per entry."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import sys
 
 import pytest
 
-from dagfleet import jsonlimits
-from dagfleet.client import parse_list_body
-from dagfleet.errors import ConfigApiError
+from dagfleet.api import jsonlimits
+from dagfleet.api.client import parse_list_body
+from dagfleet.fleet.errors import ConfigApiError
 
 DEEP = "[" * 5000 + "]" * 5000
 
@@ -84,7 +84,7 @@ def test_the_depth_bound_does_not_depend_on_the_recursion_limit() -> None:
     bound is still refused before ``json`` parses it (``json`` would recurse 200,000 levels in C)."""
     script = (
         "import sys; sys.setrecursionlimit(10**6)\n"
-        "from dagfleet import jsonlimits\n"
+        "from dagfleet.api import jsonlimits\n"
         "try:\n"
         "    jsonlimits.loads('[' * 200_000 + ']' * 200_000)\n"
         "except jsonlimits.JsonLimitError as err:\n"

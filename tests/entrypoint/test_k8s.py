@@ -1,4 +1,4 @@
-"""Kubernetes pieces of a workflow DAG (dagfleet.k8s): secret specs, resources, pod names, the pod operator.
+"""Kubernetes pieces of a DAG (dagfleet.authoring.operator): secret specs, resources, pod names, the pod operator.
 
 What crosses a task boundary is plain JSON; these functions turn it into the Kubernetes objects
 KubernetesPodOperator expects, validating it again on the way (a run cannot smuggle in a secret).
@@ -11,9 +11,7 @@ from typing import Any
 import pytest
 from kubernetes.client import models as k8s
 
-from dagfleet.config import Resources, SecretSpec
-from dagfleet.errors import WorkflowConfigError
-from dagfleet.k8s import (
+from dagfleet.authoring.operator import (
     ITEM_ENV,
     MAX_POD_NAME_BASE,
     DagfleetPodOperator,
@@ -23,6 +21,8 @@ from dagfleet.k8s import (
     to_secret,
     to_secrets,
 )
+from dagfleet.fleet.config import Resources, SecretSpec
+from dagfleet.fleet.errors import WorkflowConfigError
 
 ENV_SPEC = {"deploy_type": "env", "deploy_target": "DB_PASSWORD", "secret": "tenant-a-db", "key": "password"}
 VOLUME_SPEC = {"deploy_type": "volume", "deploy_target": "/var/run/certs", "secret": "tenant-a-certs", "key": None}
@@ -156,7 +156,7 @@ DUPLICATE_MOUNT = [VOLUME_SPEC, {**KEYED_VOLUME, "deploy_target": VOLUME_SPEC["d
 )
 def test_the_operator_rejects_a_target_used_twice_like_the_config(specs: list[Any], problem: str) -> None:
     """Issue #28: the same check as the config's pod.secrets (one implementation), at parse time."""
-    from dagfleet.config import validate_config
+    from dagfleet.fleet.config import validate_config
 
     with pytest.raises(WorkflowConfigError) as config_err:
         validate_config("acme", {"pod": {"image": "busybox", "secrets": specs}})

@@ -236,10 +236,10 @@ def test_status_json_is_what_dagfleet_status_json_prints(tmp_path: Path) -> None
 def test_the_rejected_gauge_counts_every_rejected_id(tmp_path: Path) -> None:
     """Issue #28: the status lists rejected IDs up to its cap and counts the rest; the gauge
     `dagfleet_workflows{state="rejected"}` counts them all, like `status --json`."""
-    from dagfleet import fleetstatus
-    from dagfleet.materializer import MAX_REJECTED_IDS_LISTED, Materializer
-    from dagfleet.metrics import FleetMetrics
-    from dagfleet.settings import Settings
+    from dagfleet.fleet.settings import Settings
+    from dagfleet.service.metrics import FleetMetrics
+    from dagfleet.sync import fleetstatus
+    from dagfleet.sync.apply import MAX_REJECTED_IDS_LISTED, FleetSync
     from support.faultserver import LIST_PATH, Behaviour
 
     total = MAX_REJECTED_IDS_LISTED + 3
@@ -247,7 +247,7 @@ def test_the_rejected_gauge_counts_every_rejected_id(tmp_path: Path) -> None:
         listing = [{"id": f"../bad-{i}", "config": {}} for i in range(total)]
         api.set(LIST_PATH, Behaviour.json([*listing, {"id": "ok", "config": {}}]))
         settings = Settings(api_url=api.url, dags_folder=tmp_path / "dags", retries=1)
-        report = Materializer(settings).sync()
+        report = FleetSync(settings).sync()
     metrics = FleetMetrics()
     metrics.observe_sync(report, time.time(), 0.1)
     assert metrics.registry.get_sample_value("dagfleet_workflows", {"state": "rejected"}) == total

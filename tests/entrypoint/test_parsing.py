@@ -1,4 +1,4 @@
-"""Issue #15: dagfleet.parsing, the one place the shipped dag-processor settings live."""
+"""Issue #15: dagfleet.service.dagprocessor, the one place the shipped dag-processor settings live."""
 
 from __future__ import annotations
 
@@ -7,7 +7,14 @@ import importlib.resources
 
 import yaml
 
-from dagfleet.parsing import CORE_DEFAULTS, DAG_PROCESSOR_DEFAULTS, SECTION, SHIPPED, airflow_cfg, airflow_env
+from dagfleet.service.dagprocessor import (
+    CORE_DEFAULTS,
+    DAG_PROCESSOR_DEFAULTS,
+    SECTION,
+    SHIPPED,
+    airflow_cfg,
+    airflow_env,
+)
 
 
 def airflow_options(section: str = SECTION) -> dict[str, dict]:

@@ -1,4 +1,4 @@
-"""dagfleet.pgbouncer: PgBouncer's configuration from the metadata database's SQLAlchemy URL."""
+"""dagfleet.service.pgbouncer: PgBouncer's configuration from the metadata database's SQLAlchemy URL."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from dagfleet.pgbouncer import ASYNCPG_CONNECT_ARGS, PgBouncerConfigError, main, render
+from dagfleet.service.pgbouncer import ASYNCPG_CONNECT_ARGS, PgBouncerConfigError, main, render
 
 POOL = {"max_client_conn": 1000, "default_pool_size": 20}
 

@@ -1,4 +1,4 @@
-"""The sync's plan (dagfleet.plan) as a sync carries it out: when a record is rewritten."""
+"""The sync's plan (dagfleet.sync.plan) as a sync carries it out: when a record is rewritten."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from dagfleet.client import ConfigClient
-from dagfleet.materializer import Materializer
-from dagfleet.retry import retry_policy
-from dagfleet.settings import Settings
+from dagfleet.api.client import ConfigClient
+from dagfleet.api.retry import retry_policy
+from dagfleet.fleet.settings import Settings
+from dagfleet.sync.apply import FleetSync
 from support.faultserver import Behaviour, FaultServer, config_path
 
 
@@ -22,7 +22,7 @@ def api() -> Iterator[FaultServer]:
 
 def _sync(dags: Path, url: str) -> None:
     settings = Settings(api_url=url, api_key_value="test-key-123", dags_folder=dags, retries=1)
-    Materializer(settings, ConfigClient.from_settings(settings, retrying=retry_policy(1, initial=0))).sync()
+    FleetSync(settings, ConfigClient.from_settings(settings, retrying=retry_policy(1, initial=0))).sync()
 
 
 def _serve(api: FaultServer, etag: str) -> None:
@@ -66,9 +66,9 @@ def test_a_config_change_is_a_config_update_whatever_the_template_holds(
     )
     client = ConfigClient.from_settings(settings, retrying=retry_policy(1, initial=0))
     api.set("/airflowconfigs", Behaviour.json([{"id": "a", "config": {"template": "odd", "tags": ["1"]}}]))
-    Materializer(settings, client).sync()
+    FleetSync(settings, client).sync()
     api.set("/airflowconfigs", Behaviour.json([{"id": "a", "config": {"template": "odd", "tags": ["2"]}}]))
-    report = Materializer(settings, client).sync()
+    report = FleetSync(settings, client).sync()
     assert (report.written, report.config_updated) == ([], ["a-mydag.py"])
 
 
@@ -88,7 +88,7 @@ def test_a_missing_default_template_is_named_as_such(api: FaultServer, tmp_path:
     )
     client = ConfigClient.from_settings(settings, retrying=retry_policy(1, initial=0))
     api.set("/airflowconfigs", Behaviour.json([{"id": "a", "config": {}}, {"id": "b", "config": {"template": "no"}}]))
-    report = Materializer(settings, client).sync()
+    report = FleetSync(settings, client).sync()
     default = "config field 'template (DAGFLEET_DEFAULT_TEMPLATE)': unknown template 'nosuch'"
     assert default in report.workflow_problems["a"]
     assert "config field 'template': unknown template 'no'" in report.workflow_problems["b"]

@@ -20,7 +20,7 @@ def test_airflow_loads_the_dagfleet_plugin(tmp_path: Path) -> None:
         [AIRFLOW, "plugins", "-o", "json"], env=env, capture_output=True, text=True, timeout=120, check=True
     )
     listed = {p["name"]: p for p in json.loads(result.stdout)}
-    assert "dagfleet.plugin:DagfleetPlugin" in listed["dagfleet"]["source"]
+    assert "dagfleet.service.plugin:DagfleetPlugin" in listed["dagfleet"]["source"]
     # The Fleet page: a FastAPI app under /dagfleet and its entry in Airflow's navigation.
     assert [(a["url_prefix"], a["name"]) for a in listed["dagfleet"]["fastapi_apps"]] == [
         ("/dagfleet", "dagfleet fleet")
@@ -31,7 +31,7 @@ def test_airflow_loads_the_dagfleet_plugin(tmp_path: Path) -> None:
     # Loading plugins imported the authoring API: what makes each forked parse cheap.
     probe = (
         "import sys; from airflow import plugins_manager as pm; pm.ensure_plugins_loaded();"
-        " print('dagfleet.authoring' in sys.modules, 'fastapi' in sys.modules)"
+        " print('dagfleet.authoring.workflow' in sys.modules, 'fastapi' in sys.modules)"
     )
     loaded = subprocess.run(
         [sys.executable, "-c", probe], env=env, capture_output=True, text=True, timeout=120, check=True

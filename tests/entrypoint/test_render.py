@@ -1,4 +1,4 @@
-"""`dagfleet render` (dagfleet.render): a workflow's tasks and pods, offline; the shipped
+"""`dagfleet render` (dagfleet.service.render): a workflow's tasks and pods, offline; the shipped
 ``#/$defs/dagfleet_*`` schemas; docs/templates.md's worked example (per-table secrets from a spec).
 
 Real Airflow parses the DAG files (``DagBag``) and the provider builds the pods; the CLI runs
@@ -17,11 +17,11 @@ from typing import Any
 import pytest
 import yaml
 
-from dagfleet.config import PodSpec, SecretSpec
-from dagfleet.errors import DagfleetError, WorkflowConfigError
-from dagfleet.render import render, to_text
-from dagfleet.settings import SHIPPED_TEMPLATES
-from dagfleet.template_library import TemplateLibrary, shipped_definitions
+from dagfleet.fleet.config import PodSpec, SecretSpec
+from dagfleet.fleet.errors import DagfleetError, WorkflowConfigError
+from dagfleet.fleet.settings import SHIPPED_TEMPLATES
+from dagfleet.fleet.template_library import TemplateLibrary, shipped_definitions
+from dagfleet.service.render import render, to_text
 from support.dag import example_workflows, make_dags
 from support.docs import doc_files
 from support.paths import REPO
@@ -46,7 +46,7 @@ def _cli(*args: str, home: Path, **env: str) -> subprocess.CompletedProcess[str]
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("DAGFLEET_", "AIRFLOW"))}
     clean.update(AIRFLOW_HOME=str(home), AIRFLOW__CORE__LOAD_EXAMPLES="False", **env)
     return subprocess.run(
-        [sys.executable, "-m", "dagfleet.cli", *args], env=clean, capture_output=True, text=True, timeout=300
+        [sys.executable, "-m", "dagfleet.service.cli", *args], env=clean, capture_output=True, text=True, timeout=300
     )
 
 

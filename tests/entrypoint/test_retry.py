@@ -1,4 +1,4 @@
-"""The one retry policy (dagfleet.retry) against a real loopback server: what retries, how long it waits, when it stops.
+"""The one retry policy (dagfleet.api.retry) on a real loopback server: what retries, how long it waits, when it stops.
 
 Every client call runs through ``retry_policy``; here its sleeps are recorded instead of slept
 (``Retrying.copy(sleep=...)``), so the waits it chose are asserted without waiting for them.
@@ -11,9 +11,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from dagfleet.client import ConfigClient
-from dagfleet.errors import ConfigApiError
-from dagfleet.retry import MAX_RETRY_AFTER, retry_policy
+from dagfleet.api.client import ConfigClient
+from dagfleet.api.retry import MAX_RETRY_AFTER, retry_policy
+from dagfleet.fleet.errors import ConfigApiError
 from support.faultserver import LIST_PATH, Behaviour, FaultServer
 
 KEY = "retry-key-5b0c7e"
@@ -100,12 +100,12 @@ def test_without_a_usable_retry_after_the_wait_is_jittered_exponential_and_cappe
 def test_it_gives_up_after_the_attempts_with_one_line(api: FaultServer, caplog: pytest.LogCaptureFixture) -> None:
     api.set(LIST_PATH, _busy(503))
     sleeps: list[float] = []
-    with caplog.at_level(logging.WARNING, logger="dagfleet.retry"), pytest.raises(ConfigApiError) as err:
+    with caplog.at_level(logging.WARNING, logger="dagfleet.api.retry"), pytest.raises(ConfigApiError) as err:
         _client(api, sleeps, attempts=3, initial=0).list_workflows()
     assert str(err.value) == "config API answered HTTP 503 for the workflow list"
     assert err.value.status == 503
     assert api.count(LIST_PATH) == 3
-    retries = [r.getMessage() for r in caplog.records if r.name == "dagfleet.retry"]
+    retries = [r.getMessage() for r in caplog.records if r.name == "dagfleet.api.retry"]
     assert retries == [
         "config API: config API answered HTTP 503 for the workflow list; retrying in 0.0s (attempt 1)",
         "config API: config API answered HTTP 503 for the workflow list; retrying in 0.0s (attempt 2)",

@@ -15,12 +15,12 @@ from typing import Any
 import pytest
 import yaml
 
-from dagfleet.assets import AssetCondition
-from dagfleet.config import Declared, validate_config
-from dagfleet.errors import DagfleetError, WorkflowConfigError
-from dagfleet.materializer import Materializer
-from dagfleet.retry import retry_policy
-from dagfleet.settings import Settings
+from dagfleet.api.retry import retry_policy
+from dagfleet.fleet.assets import AssetCondition
+from dagfleet.fleet.config import Declared, validate_config
+from dagfleet.fleet.errors import DagfleetError, WorkflowConfigError
+from dagfleet.fleet.settings import Settings
+from dagfleet.sync.apply import FleetSync
 
 POOLS = json.dumps({"tenant_a": {"slots": 4, "description": "tenant A"}, "tenant_b": {"slots": 2, "description": ""}})
 
@@ -160,9 +160,9 @@ def test_sync_rejects_a_workflow_on_an_undeclared_pool_alone(config_api_factory:
     settings = Settings(
         api_url=api.url, api_key_value="test-key-123", dags_folder=tmp_path / "dags", retries=2, pools=("tenant_a",)
     )
-    from dagfleet.client import ConfigClient
+    from dagfleet.api.client import ConfigClient
 
-    report = Materializer(settings, ConfigClient.from_settings(settings, retrying=retry_policy(2, initial=0))).sync()
+    report = FleetSync(settings, ConfigClient.from_settings(settings, retrying=retry_policy(2, initial=0))).sync()
     lost = [p for p in report.problems if p.startswith("workflow 'lost'")]
     assert len(lost) == 1 and "\n" not in lost[0]
     assert "config field 'pool': pool 'tenant_z' is not declared (declared: default_pool, tenant_a)" in lost[0]
@@ -175,7 +175,7 @@ def test_sync_rejects_a_workflow_on_an_undeclared_pool_alone(config_api_factory:
 def _validate(path: Path, **env: str) -> subprocess.CompletedProcess[str]:
     """`dagfleet validate --file` as the config team's CI runs it."""
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("DAGFLEET_", "AIRFLOW__CORE__EXECUTOR"))}
-    argv = [sys.executable, "-m", "dagfleet.cli", "validate", "--file", str(path)]
+    argv = [sys.executable, "-m", "dagfleet.service.cli", "validate", "--file", str(path)]
     return subprocess.run(argv, env={**clean, **env}, capture_output=True, text=True, timeout=120)
 
 

@@ -1,4 +1,4 @@
-"""dagfleet.schemas: the rules of docs/config.md ("Schemas: what is refused, and why"), row by row.
+"""dagfleet.fleet.schemas: the rules of docs/config.md ("Schemas: what is refused, and why"), row by row.
 
 The fault suite (``faults/test_untrusted_schemas.py``) drives the same rules through ``dagfleet
 sync``/``validate``/``run``/``watch`` with a recorder, a tarpit and a sentinel file; here each rule
@@ -15,9 +15,9 @@ from typing import Any
 import jsonschema
 import pytest
 
-from dagfleet import schemas
-from dagfleet.errors import MAX_SHOWN, clip
-from dagfleet.steps import MAX_STEPS, budget
+from dagfleet.fleet import schemas
+from dagfleet.fleet.errors import MAX_SHOWN, clip
+from dagfleet.fleet.steps import MAX_STEPS, budget
 from support.proc import run
 
 EVIL = "^(a+)+$"
@@ -162,7 +162,7 @@ AIRFLOW_CALL = r"""
 import json, sys, warnings
 warnings.simplefilter("ignore")
 if sys.argv[2] == "dagfleet":
-    import dagfleet.schemas  # what the DAG file, the task runner and the api-server's plugin import
+    import dagfleet.fleet.schemas  # what the DAG file, the task runner and the api-server's plugin import
 from jsonschema import FormatChecker, ValidationError, validate
 try:
     validate("a" * 50_000 + "!", json.loads(sys.argv[1]), format_checker=FormatChecker())  # Airflow's call

@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 import requests
 
-from dagfleet.errors import DagfleetError
-from dagfleet.server import ConfigApiServer, WorkflowStore, load_workflows
+from dagfleet.fleet.errors import DagfleetError
+from dagfleet.service.server import ConfigApiServer, WorkflowStore, load_workflows
 
 KEY = "test-key-123"
 ROOT = Path(__file__).resolve().parents[2]

@@ -1,4 +1,4 @@
-"""dagfleet.settings: one declaration per DAGFLEET_* variable, and everything held to it.
+"""dagfleet.fleet.settings: one declaration per DAGFLEET_* variable, and everything held to it.
 
 The declarations are the source; the docs/reference.md table, the chart's env lists and the
 chart's defaults in values.yaml are checked against them here.
@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 import yaml
 
-from dagfleet.errors import DagfleetError
-from dagfleet.settings import SETTINGS, SHIPPED_TEMPLATES, TASK_WORKFLOW, Settings, invalid_env, read_setting
+from dagfleet.fleet.errors import DagfleetError
+from dagfleet.fleet.settings import SETTINGS, SHIPPED_TEMPLATES, TASK_WORKFLOW, Settings, invalid_env, read_setting
 from support import chart
 from support.paths import REPO
 
@@ -53,7 +53,7 @@ def test_the_dataclass_defaults_are_what_an_empty_environment_gives() -> None:
 
 
 def test_a_setting_cannot_be_declared_twice() -> None:
-    from dagfleet.settings import declare
+    from dagfleet.fleet.settings import declare
 
     with pytest.raises(ValueError, match="DAGFLEET_RETRIES is declared twice"):
         declare("DAGFLEET_RETRIES", int, "4", "again")
@@ -294,7 +294,7 @@ def test_values_yaml_names_only_declared_settings_with_their_defaults() -> None:
 
 
 def test_the_stuck_after_default_the_docs_state_is_the_one_the_watch_uses() -> None:
-    from dagfleet.metrics import MAX_RETRY_AFTER, stuck_after
+    from dagfleet.service.metrics import MAX_RETRY_AFTER, stuck_after
 
     shown = SETTINGS["DAGFLEET_STUCK_AFTER"].shown_default or ""
     assert f"(connect + read timeout + {MAX_RETRY_AFTER:g})" in shown
@@ -302,7 +302,7 @@ def test_the_stuck_after_default_the_docs_state_is_the_one_the_watch_uses() -> N
 
 
 def test_the_status_url_timeouts_the_docs_state_are_the_ones_the_page_uses() -> None:
-    from dagfleet.fleetui import STATUS_URL_TIMEOUT
+    from dagfleet.service.fleetui import STATUS_URL_TIMEOUT
 
     connect, read = STATUS_URL_TIMEOUT
     assert f"{connect:g} s connect / {read:g} s read timeout" in SETTINGS["DAGFLEET_STATUS_URL"].doc

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from dagfleet.store import FleetStore
+from dagfleet.fleet.store import FleetStore
 from support.faultserver import LIST_PATH, Behaviour, FaultServer, config_path
 from support.net import dead_url
 
@@ -223,7 +223,7 @@ def test_every_rejected_id_is_listed_and_counted_exactly(tmp_path: Path) -> None
 
 def test_rejected_ids_past_the_cap_are_counted(tmp_path: Path) -> None:
     """Past MAX_REJECTED_IDS_LISTED rows the status counts the rest: the total stays exact."""
-    from dagfleet.materializer import MAX_REJECTED_IDS_LISTED
+    from dagfleet.sync.apply import MAX_REJECTED_IDS_LISTED
 
     dags = tmp_path / "dags"
     total = MAX_REJECTED_IDS_LISTED + 7

@@ -1,4 +1,4 @@
-"""The dags folder's layout (dagfleet.store): what a generated DAG file holds."""
+"""The dags folder's layout (dagfleet.fleet.store): what a generated DAG file holds."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from dagfleet.store import TRAILER_PREFIX, FleetStore, Record, dag_bytes
+from dagfleet.fleet.store import TRAILER_PREFIX, FleetStore, Record, dag_bytes
 
 
 @pytest.mark.parametrize("template", [b"x = 1", b"x = 1\n"])

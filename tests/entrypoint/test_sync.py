@@ -9,10 +9,11 @@ from typing import Any
 import pytest
 
 from dagfleet import __version__
-from dagfleet.materializer import Materializer, Outcome
-from dagfleet.retry import retry_policy
-from dagfleet.settings import SHIPPED_TEMPLATES, Settings
-from dagfleet.store import dag_bytes
+from dagfleet.api.retry import retry_policy
+from dagfleet.fleet.settings import SHIPPED_TEMPLATES, Settings
+from dagfleet.fleet.store import dag_bytes
+from dagfleet.sync.apply import FleetSync
+from dagfleet.sync.report import Outcome
 from support.net import dead_url
 
 BASE = (SHIPPED_TEMPLATES / "demo.py").read_bytes()
@@ -23,10 +24,10 @@ def _settings(dags: Path, url: str | None, **kw: Any) -> Settings:
 
 
 def _sync(settings: Settings) -> Any:
-    from dagfleet.client import ConfigClient
+    from dagfleet.api.client import ConfigClient
 
     client = ConfigClient.from_settings(settings, retrying=retry_policy(2, initial=0)) if settings.api_url else None
-    return Materializer(settings, client).sync()
+    return FleetSync(settings, client).sync()
 
 
 def _dag_files(dags: Path) -> list[str]:

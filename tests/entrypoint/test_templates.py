@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 
-from dagfleet.materializer import Materializer
-from dagfleet.retry import retry_policy
-from dagfleet.settings import Settings
-from dagfleet.store import FleetStore
+from dagfleet.api.retry import retry_policy
+from dagfleet.fleet.settings import Settings
+from dagfleet.fleet.store import FleetStore
+from dagfleet.sync.apply import FleetSync
 from support.sandbox import template_body
 
 # Templates written by the tests (not the shipped ones): their bodies only need to be told apart.
@@ -58,9 +58,9 @@ def _settings(tmp_path: Path, url: str, templates: Path, **kw: Any) -> Settings:
 
 
 def _sync(settings: Settings) -> Any:
-    from dagfleet.client import ConfigClient
+    from dagfleet.api.client import ConfigClient
 
-    return Materializer(settings, ConfigClient.from_settings(settings, retrying=retry_policy(2, initial=0))).sync()
+    return FleetSync(settings, ConfigClient.from_settings(settings, retrying=retry_policy(2, initial=0))).sync()
 
 
 def _mtimes(store: FleetStore) -> dict[str, int]:
@@ -148,7 +148,7 @@ def test_your_folder_adds_to_the_shipped_templates_and_wins_on_a_clash(
     config_api_factory: Any, tmp_path: Path, templates: Path
 ) -> None:
     """Issue #24: DAGFLEET_TEMPLATES used to replace the shipped templates ("unknown template 'demo'")."""
-    from dagfleet.settings import SHIPPED_TEMPLATES
+    from dagfleet.fleet.settings import SHIPPED_TEMPLATES
 
     (templates / "tenant_etl.py").write_bytes(b'"""tenant_etl: the user\'s own (airflow DAG)."""\n')
     etl_spec = {"source_conn_id": "db", "tables": ["t"], "target_schema": "s"}
@@ -232,7 +232,7 @@ def test_a_new_dagfleet_version_marks_every_generated_file(
     settings = _settings(tmp_path, api.url, templates)
     _sync(settings)
     _age(settings.store)
-    monkeypatch.setattr("dagfleet.materializer.__version__", "99.0.0")
+    monkeypatch.setattr("dagfleet.sync.apply.__version__", "99.0.0")
     report = _sync(settings)
     assert report.written == ["a-mydag.py", "b-mydag.py"]
     assert all(mtime != 1_000_000_000 for mtime in _mtimes(settings.store).values())
@@ -261,7 +261,7 @@ def test_the_summary_line_stays_short_at_a_thousand_workflows(tmp_path: Path) ->
     }
     env.pop("DAGFLEET_API_URL", None)
     result = subprocess.run(
-        [sys.executable, "-m", "dagfleet.cli", "sync"], env=env, capture_output=True, text=True, timeout=300
+        [sys.executable, "-m", "dagfleet.service.cli", "sync"], env=env, capture_output=True, text=True, timeout=300
     )
     assert result.returncode == 0, result.stderr[-2000:]
     lines = [line for line in result.stderr.splitlines() if " INFO " in line]

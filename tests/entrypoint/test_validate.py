@@ -24,7 +24,7 @@ SCHEMA = {
 def _validate(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
     clean = {k: v for k, v in os.environ.items() if not k.startswith("DAGFLEET_")}
     return subprocess.run(
-        [sys.executable, "-m", "dagfleet.cli", "validate", *args],
+        [sys.executable, "-m", "dagfleet.service.cli", "validate", *args],
         env={**clean, **env},
         capture_output=True,
         text=True,

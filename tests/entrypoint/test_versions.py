@@ -1,4 +1,4 @@
-"""Issue #30: dagfleet.versions, the fleet's content-addressed version snapshots, through real syncs."""
+"""Issue #30: dagfleet.fleet.versions, the fleet's content-addressed version snapshots, through real syncs."""
 
 from __future__ import annotations
 
@@ -8,20 +8,20 @@ from typing import Any
 
 import pytest
 
-from dagfleet import versions
-from dagfleet.authoring import parse_settings
-from dagfleet.materializer import Materializer
-from dagfleet.retry import retry_policy
-from dagfleet.settings import Settings
-from dagfleet.store import FleetStore
+from dagfleet.api.retry import retry_policy
+from dagfleet.authoring.loader import parse_settings
+from dagfleet.fleet import versions
+from dagfleet.fleet.settings import Settings
+from dagfleet.fleet.store import FleetStore
+from dagfleet.sync.apply import FleetSync
 from support.sandbox import assert_tidy
 
 
 def _sync(dags: Path, url: str, **kw: Any) -> None:
-    from dagfleet.client import ConfigClient
+    from dagfleet.api.client import ConfigClient
 
     settings = Settings(api_url=url, api_key_value="test-key-123", dags_folder=dags, retries=1, **kw)
-    Materializer(settings, ConfigClient.from_settings(settings, retrying=retry_policy(1, initial=0))).sync()
+    FleetSync(settings, ConfigClient.from_settings(settings, retrying=retry_policy(1, initial=0))).sync()
 
 
 def _old_then_new(config_api_factory: Any, dags: Path) -> str:
@@ -178,7 +178,7 @@ def test_snapshots_are_hidden_from_a_plain_folder_listing(config_api_factory: An
 def test_dagfleet_show_prints_the_config_a_version_had(
     config_api_factory: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from dagfleet.cli import main
+    from dagfleet.service.cli import main
 
     dags = tmp_path / "dags"
     old = _old_then_new(config_api_factory, dags)
@@ -199,7 +199,7 @@ def test_a_task_pod_writes_the_runs_version_from_its_pod_override(config_api_fac
     snapshot of the version named in the workload, where the bundle looks."""
     import base64
 
-    from dagfleet import taskpod
+    from dagfleet.service import taskpod
 
     dags = tmp_path / "processor"
     api = config_api_factory({"alpha": {"tags": ["x"]}})

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from dagfleet import store, workflow_ids
-from dagfleet.errors import WorkflowIdError
+from dagfleet.fleet import store, workflow_ids
+from dagfleet.fleet.errors import WorkflowIdError
 
 
 @pytest.mark.parametrize("good", ["a", "tenant_1", "Customer-42.eu", "x" * workflow_ids.MAX_LENGTH, "9lives"])

@@ -20,8 +20,8 @@ from typing import Any
 
 import pytest
 
-from dagfleet.materializer import MAX_REJECTED_IDS_SHOWN
-from dagfleet.store import FleetStore
+from dagfleet.fleet.store import FleetStore
+from dagfleet.sync.apply import MAX_REJECTED_IDS_SHOWN
 from support.faultserver import Behaviour, FaultServer, Request, config_path
 from support.sandbox import (
     Result,

@@ -7,7 +7,7 @@ nothing else sits at the top level. The workflows change on every run (base DAG 
 a rotating tenth of the IDs added/removed), so every run rewrites ~400 files and prunes some.
 
 Three kinds of kill, all SIGKILL of a real process running the real CLI entry point
-(``dagfleet.cli.main``):
+(``dagfleet.service.cli.main``):
 
 * forked syncs: a pre-imported "zygote" process forks one child per sync, so the random kill
   lands inside the sync itself rather than in Python's start-up (hundreds of kills in seconds);
@@ -39,8 +39,8 @@ from urllib.parse import unquote
 
 import pytest
 
-from dagfleet.settings import SHIPPED_TEMPLATES
-from dagfleet.store import TRAILER_PREFIX, FleetStore
+from dagfleet.fleet.settings import SHIPPED_TEMPLATES
+from dagfleet.fleet.store import TRAILER_PREFIX, FleetStore
 from support.faultserver import Behaviour, FaultServer, Request
 from support.sandbox import SUFFIX, Sandbox, assert_tidy, dag_files, stored_config, template_body
 from support.sandbox import manifest as read_manifest
@@ -56,8 +56,8 @@ VARIANT_HASHES = frozenset(hashlib.sha256(v).hexdigest() for v in VARIANTS)
 
 ZYGOTE = r"""
 import json, os, sys
-from dagfleet.cli import main
-import dagfleet.client, dagfleet.config, dagfleet.materializer, croniter  # the sync's imports, done once
+from dagfleet.service.cli import main
+import dagfleet.api.client, dagfleet.fleet.config, dagfleet.sync.apply, croniter  # the sync's imports, done once
 print("ready", flush=True)
 for line in sys.stdin:
     command = json.loads(line)

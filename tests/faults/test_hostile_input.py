@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 
-from dagfleet.client import POOL_SIZE
-from dagfleet.jsonlimits import MAX_DEPTH
-from dagfleet.materializer import MAX_REJECTED_IDS_SHOWN
-from dagfleet.store import FleetStore
+from dagfleet.api.client import POOL_SIZE
+from dagfleet.api.jsonlimits import MAX_DEPTH
+from dagfleet.fleet.store import FleetStore
+from dagfleet.sync.apply import MAX_REJECTED_IDS_SHOWN
 from support import sandbox as sandboxing
 from support.faultserver import Behaviour, FaultServer, config_path, etag_of
 from support.sandbox import Result, Sandbox

@@ -52,7 +52,7 @@ try:
     dag.params.deep_merge({"p": "a" * 50_000 + "!"}).validate()  # SerializedDAG.create_dagrun's check
     print("accepted")
 except Exception as err:
-    print("refused", type(err).__name__, "dagfleet.schemas" in sys.modules)
+    print("refused", type(err).__name__, "dagfleet.fleet.schemas" in sys.modules)
 """
 
 

@@ -24,9 +24,9 @@ from typing import Any
 
 import pytest
 
-from dagfleet.cache import DiskCache
-from dagfleet.settings import SHIPPED_TEMPLATES
-from dagfleet.store import FleetStore, Record
+from dagfleet.authoring.cache import DiskCache
+from dagfleet.fleet.settings import SHIPPED_TEMPLATES
+from dagfleet.fleet.store import FleetStore, Record
 from support.dagbag import parse_in_subprocess
 from support.faultserver import Behaviour, FaultServer, config_path
 from support.net import dead_url

@@ -22,10 +22,10 @@ import pytest
 import requests
 import yaml
 
-from dagfleet.client import ConfigClient
-from dagfleet.errors import DagfleetError
-from dagfleet.retry import retry_policy
-from dagfleet.settings import Settings
+from dagfleet.api.client import ConfigClient
+from dagfleet.api.retry import retry_policy
+from dagfleet.fleet.errors import DagfleetError
+from dagfleet.fleet.settings import Settings
 from support.faultserver import Behaviour, FaultServer
 from support.net import dead_url
 from support.paths import REPO
@@ -272,7 +272,7 @@ def test_reprs_of_settings_and_client_hold_no_secret(tmp_path: Path, fault: Call
     client = ConfigClient.from_settings(settings)
     assert_no_secret(repr(settings) + str(settings), "repr(Settings)")
     assert_no_secret(repr(client) + str(client), "repr(ConfigClient)")
-    from dagfleet.cache import open_cache
+    from dagfleet.authoring.cache import open_cache
 
     assert_no_secret(repr(open_cache(settings)), "repr of the config cache")
 

@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from dagfleet.store import FleetStore
+from dagfleet.fleet.store import FleetStore
 from support.faultserver import LIST_PATH, Behaviour, FaultServer
 from support.net import SilentServer
 from support.paths import REPO
@@ -36,7 +36,7 @@ EVIL = "^(a+)+$"  # catastrophic for a backtracking engine
 VALUE = "a" * 50_000 + "!"  # 50 KB that the pattern does not match
 LINE_BOUND = 10_000  # characters of any log line (docs/config.md: "Errors")
 STATUS_BOUND = 64_000  # bytes of status.json for these few workflows
-DEMO = REPO / "entrypoint" / "dagfleet" / "templates" / "demo.py"
+DEMO = REPO / "dags" / "demo.py"
 
 
 @dataclass
@@ -194,7 +194,7 @@ def test_a_catastrophic_pattern_is_answered_in_linear_time(
 
 RATIO = r"""
 import sys, time
-from dagfleet.config import validate_config
+from dagfleet.fleet.config import validate_config
 def once(pattern):
     config = {"params": {"p": {"type": "string", "pattern": pattern, "default": "a" * 50_000 + "!"}}}
     started = time.perf_counter()

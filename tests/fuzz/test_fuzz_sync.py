@@ -7,7 +7,7 @@ strings), configs (valid, wrong types, unknown fields, strict booleans, huge num
 nesting, non-finite numbers, param schemas with patterns and `$ref`s, template specs checked
 through a local `$ref`), per-workflow failures, and HTTP faults on the list request itself — and
 the fault server on loopback serves it as raw JSON text. Then the real ``dagfleet sync`` runs
-in-process (``dagfleet.cli.main``, the CLI's code path), and after every round:
+in-process (``dagfleet.service.cli.main``, the CLI's code path), and after every round:
 
 - safety: no traceback, nothing written outside the dags folder, a file dagfleet did not create
   never changed nor claimed; when the list request fails, every DAG, record and the manifest are
@@ -38,8 +38,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dagfleet import cli
-from dagfleet.store import FleetStore
+from dagfleet.fleet.settings import SHIPPED_TEMPLATES
+from dagfleet.fleet.store import FleetStore
+from dagfleet.service import cli
 from support import oracle
 from support.faultserver import Behaviour, FaultServer, config_path, etag_of
 from support.net import free_port
@@ -52,7 +53,7 @@ KEY = "fuzz-key-5e6f7a8b9c"
 USER_FILES = {"user-mydag.py": b"# the user's own DAG, named like workflow 'user'\n", "handmade.py": b"# mine\n"}
 SEED = {"alpha": {"tags": ["start"]}, "beta": {}, "gamma": {"schedule": "@daily"}}
 SUFFIX = "-mydag.py"  # README: a workflow's DAG is `<id>-mydag.py`
-SHIPPED_DEMO = Path(cli.__file__).resolve().parent / "templates" / "demo.py"
+SHIPPED_DEMO = SHIPPED_TEMPLATES / "demo.py"
 
 # -- what the config API answers ----------------------------------------------------------------
 GOOD_IDS = ["alpha", "beta", "gamma", "Alpha", "user", "d.e-f_1", "x" * 200]

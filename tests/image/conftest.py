@@ -76,7 +76,7 @@ def image_config(image: str) -> dict[str, object]:
 
 @pytest.fixture(scope="session")
 def config_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HostConfigApi]:
-    from dagfleet.server import make_server
+    from dagfleet.service.server import make_server
 
     path = tmp_path_factory.mktemp("config-api") / "workflows.yaml"
     path.write_text(yaml.safe_dump({"workflows": {workflow: {} for workflow in WORKFLOWS}}))

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from dagfleet.parsing import DAG_PROCESSOR_DEFAULTS, SECTION, env_name
+from dagfleet.service.dagprocessor import DAG_PROCESSOR_DEFAULTS, SECTION, env_name
 from support.image import docker
 
 pytestmark = pytest.mark.docker

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from dagfleet.store import TRAILER_PREFIX
+from dagfleet.fleet.store import TRAILER_PREFIX
 from support.image import DAG_FOLDER, Container, HostConfigApi, http_ok, json_line, processes, start_container
 from support.paths import REPO
 
@@ -48,7 +48,7 @@ def test_one_dag_file_per_workflow(standalone: Container, config_api: HostConfig
     dag_files = {name for name in listing.stdout.split() if name.endswith(".py")}
     assert dag_files == {f"{workflow}-mydag.py" for workflow in config_api.workflows}
     copy = standalone.exec("cat", f"{DAG_FOLDER}/{config_api.workflows[0]}-mydag.py")
-    demo = (REPO / "entrypoint" / "dagfleet" / "templates" / "demo.py").read_text()
+    demo = (REPO / "dags" / "demo.py").read_text()
     body, _, trailer = copy.stdout.rpartition(TRAILER_PREFIX.decode())
     assert body.rstrip("\n") == demo.rstrip("\n"), "the image does not bake the current demo template"
     assert trailer.startswith("dagfleet ") and ", record " in trailer

@@ -44,7 +44,7 @@ def extended_image(image: str, tmp_path_factory: pytest.TempPathFactory) -> Iter
 
 @pytest.fixture(scope="module")
 def workflows_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HostConfigApi]:
-    from dagfleet.server import make_server
+    from dagfleet.service.server import make_server
 
     workflows = yaml.safe_load(_doc_blocks()["my-workflows.yaml"])["workflows"]
     workflows["default_one"] = {"spec": {"source_conn_id": "db", "tables": ["t"], "target_schema": "s"}}

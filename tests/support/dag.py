@@ -1,6 +1,6 @@
 """Generated dags folders for the DAG tests: example workflows, DAG files, DagBag parsing.
 
-Pod render contexts are the product's: ``dagfleet.render.render_context``."""
+Pod render contexts are the product's: ``dagfleet.service.render.render_context``."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ import pytest
 import yaml
 
 from dagfleet import __version__
-from dagfleet.settings import SHIPPED_TEMPLATES
-from dagfleet.store import FleetStore, Record, dag_bytes
+from dagfleet.fleet.settings import SHIPPED_TEMPLATES
+from dagfleet.fleet.store import FleetStore, Record, dag_bytes
 from support.paths import REPO
 
 BASE_DAG = SHIPPED_TEMPLATES / "demo.py"

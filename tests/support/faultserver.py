@@ -33,8 +33,8 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 # The contract (paths, list formats, ETags) is declared once, in the client and the reference server.
-from dagfleet.client import LIST_PATH, config_path
-from dagfleet.server import encode, etag_matches, etag_of, listing
+from dagfleet.api.client import LIST_PATH, config_path
+from dagfleet.service.server import encode, etag_matches, etag_of, listing
 
 __all__ = ["LIST_PATH", "Behaviour", "FaultServer", "Request", "Responder", "config_path", "etag_of"]
 

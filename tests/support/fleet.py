@@ -23,7 +23,7 @@ class ConfigApi:
     """The reference config API (`dagfleet serve-config`), in a thread, serving a temp YAML file."""
 
     def __init__(self, path: Path, api_key: str | None, list_format: str) -> None:
-        from dagfleet.server import make_server
+        from dagfleet.service.server import make_server
 
         self.path = path
         self.api_key = api_key

@@ -19,12 +19,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dagfleet import store as fleet_store
-from dagfleet.store import SUFFIX, FleetStore
+from dagfleet.fleet import store as fleet_store
+from dagfleet.fleet.store import SUFFIX, FleetStore
 
 VENV_BIN = Path(sys.executable).parent
 DAGFLEET = str(VENV_BIN / "dagfleet")
-# What `.dagfleet/` may hold (dagfleet.store owns the layout).
+# What `.dagfleet/` may hold (dagfleet.fleet.store owns the layout).
 STATE_ENTRIES = fleet_store.ENTRIES
 # The parts of `.dagfleet/` a failing sync may change (bookkeeping, not DAGs or records; status.json
 # records every sync's outcome, failing ones included).
