@@ -45,7 +45,8 @@ import psutil
 from bench import apiserver, workload
 from bench.common import BIN, airflow_env, base_env, log
 from dagfleet.fleet import store
-from dagfleet.service.dagprocessor import DAG_PROCESSOR_DEFAULTS, env_name
+from dagfleet.fleet.shards import bundle_names
+from dagfleet.service.dagprocessor import DAG_PROCESSOR_DEFAULTS, bundle_config_list, env_name
 
 POLL = 0.5
 EVENT_KEYS = (("change", "config_change_s"), ("new", "new_runnable_s"), ("remove", "removed_stale_s"))
@@ -156,15 +157,39 @@ def _started(argv: list[str], env: dict[str, str], log_file: Path) -> Iterator[s
             _stop(process)
 
 
-def _wait(check: Any, timeout: float, what: str, process: subprocess.Popen[bytes] | None = None) -> float | None:
+def _wait(check: Any, timeout: float, what: str, *processes: subprocess.Popen[bytes]) -> float | None:
     start = time.perf_counter()
     while time.perf_counter() - start < timeout:
         if check():
             return time.perf_counter() - start
-        if process is not None and process.poll() is not None:
-            raise RuntimeError(f"{what}: the process exited with {process.returncode}")
+        for process in processes:
+            if process.poll() is not None:
+                raise RuntimeError(f"{what}: the process exited with {process.returncode}")
         time.sleep(POLL)
     return None
+
+
+def shard_config(settings: dict[str, str], shards: int) -> dict[str, str]:
+    """``settings`` for one of ``shards`` dag-processors (issue #31): the shards' bundle list, and
+    the parsing processes split between them (same total: 2 shards x 1 = 1 shard x 2)."""
+    if shards == 1:
+        return dict(settings)
+    total = int(settings.get("parsing_processes", "2"))
+    return {**settings, "dag_bundle_config_list": bundle_config_list(shards),
+            "parsing_processes": str(max(1, total // shards))}  # fmt: skip
+
+
+@contextlib.contextmanager
+def _processors(shards: int, env: dict[str, str], case: Path) -> Iterator[list[subprocess.Popen[bytes]]]:
+    """One ``airflow dag-processor``, or one per shard (``--bundle-name dagfleet-<k>``)."""
+    argv = [str(BIN / "airflow"), "dag-processor"]
+    with contextlib.ExitStack() as stack:
+        if shards == 1:
+            yield [stack.enter_context(_started(argv, env, case / "dag-processor.log"))]
+            return
+        names = bundle_names(shards)
+        yield [stack.enter_context(_started([*argv, "--bundle-name", b], env, case / f"dag-processor-{b}.log"))
+               for b in names]  # fmt: skip
 
 
 @dataclass
@@ -185,7 +210,7 @@ def _run_events(
     sync_interval: float,
     event_timeout: float,
     rng: random.Random,
-    processor: subprocess.Popen[bytes],
+    processors: list[subprocess.Popen[bytes]],
 ) -> list[Event]:
     """Apply ``plan`` to the served file at random moments; poll the DB until every event is
     done or past its deadline."""
@@ -211,8 +236,9 @@ def _run_events(
             events.append(event)
             pending.append(event)
             next_at = event.at + rng.uniform(0, sync_interval)
-        if processor.poll() is not None:
-            raise RuntimeError(f"dag-processor exited with {processor.returncode}")
+        for processor in processors:
+            if processor.poll() is not None:
+                raise RuntimeError(f"dag-processor exited with {processor.returncode}")
         if pending:
             dags = db.dags()
             now = time.perf_counter()
@@ -262,9 +288,10 @@ def run_one(
     cold_timeout: float,
     seed: int = 15,
     cold_only: bool = False,
+    shards: int = 1,
 ) -> dict[str, Any]:
     rng = random.Random(seed)
-    case = work / f"dagproc-{setting}-{n}"
+    case = work / f"dagproc-{setting}-{n}-s{shards}"
     shutil.rmtree(case, ignore_errors=True)
     dags = case / "dags"
     home = case / "airflow-home"
@@ -272,8 +299,9 @@ def run_one(
     shutil.copyfile(template / "airflow.db", home / "airflow.db")
     workflows = workload.fleet(n)
     file = workload.write_workflows(case / "workflows.json", workflows)
-    processor_env = airflow_env(home, dags, **{env_name(k): v for k, v in SETTINGS[setting].items()})
-    result: dict[str, Any] = {"setting": setting, "workflows": n, "config": SETTINGS[setting]}
+    config = shard_config(SETTINGS[setting], shards)
+    processor_env = airflow_env(home, dags, **{env_name(k): v for k, v in config.items()})
+    result: dict[str, Any] = {"setting": setting, "workflows": n, "config": config, "shards": shards}
     db = Db(home / "airflow.db")
     with apiserver.running(file, "objects") as server:
         watch_env = base_env(
@@ -281,26 +309,30 @@ def run_one(
             DAGFLEET_SYNC_INTERVAL=f"{sync_interval:g}",
             DAGFLEET_LOG_LEVEL="WARNING",
             DAGFLEET_API_URL=server.url,
+            DAGFLEET_SHARDS=str(shards),
         )
         with _started([str(BIN / "dagfleet"), "watch"], watch_env, case / "watch.log") as watch:
             last = dags / store.dag_file_name(f"wf{n - 1:05d}")
             if _wait(last.exists, 600, "dagfleet watch", watch) is None:
                 raise RuntimeError("dagfleet watch did not complete its first sync within 600 s")
-            with _started([str(BIN / "airflow"), "dag-processor"], processor_env, case / "dag-processor.log") as proc:
+            with _processors(shards, processor_env, case) as procs:
                 started = time.perf_counter()
+                trees = [Tree(psutil.Process(p.pid)) for p in procs]
                 cold = _wait(
-                    lambda: db.path.exists() and db.serialized_count() >= n, cold_timeout, "dag-processor", proc
+                    lambda: db.path.exists() and db.serialized_count() >= n, cold_timeout, "dag-processor", *procs
                 )
+                result["cold_cpu_s"] = sum(t.cpu() for t in trees)  # fresh processes: all of it is the pass's
+                result["cold_core_s_per_file"] = result["cold_cpu_s"] / n
                 result["cold_full_pass_s"] = cold if cold is not None else None
                 result["cold_timeout_s"] = cold_timeout
                 log(f"dagproc {setting} n={n}: cold full pass {cold if cold is not None else 'timeout'} s")
                 if cold_only:
                     return result
                 time.sleep(min(10.0, steady_window / 3))
-                tree, watch_tree = Tree(psutil.Process(proc.pid)), Tree(psutil.Process(watch.pid))
-                cpu0, wcpu0, t0 = tree.cpu(), watch_tree.cpu(), time.perf_counter()
+                watch_tree = Tree(psutil.Process(watch.pid))
+                cpu0, wcpu0, t0 = sum(t.cpu() for t in trees), watch_tree.cpu(), time.perf_counter()
                 time.sleep(steady_window)
-                cpu1, wcpu1, t1 = tree.cpu(), watch_tree.cpu(), time.perf_counter()
+                cpu1, wcpu1, t1 = sum(t.cpu() for t in trees), watch_tree.cpu(), time.perf_counter()
                 result["steady_cores"] = (cpu1 - cpu0) / (t1 - t0)
                 result["watch_cores"] = (wcpu1 - wcpu0) / (t1 - t0)
                 result["steady_window_s"] = t1 - t0
@@ -315,7 +347,7 @@ def run_one(
                     if k < n_new:
                         plan.append(("new", f"new{k:05d}"))
                         plan.append(("remove", f"wf{changed[events + k]:05d}"))
-                done = _run_events(db, file, workflows, plan, sync_interval, event_timeout, rng, proc)
+                done = _run_events(db, file, workflows, plan, sync_interval, event_timeout, rng, procs)
                 result["elapsed_s"] = time.perf_counter() - started
                 for kind, key in EVENT_KEYS:
                     mine = [e for e in done if e.kind == kind]
@@ -345,6 +377,7 @@ def run(
     event_timeout: float,
     settings: tuple[str, ...] = ("airflow", "dagfleet"),
     cold_only: bool = False,
+    shards: tuple[int, ...] = (1,),
 ) -> dict[str, Any]:
     unknown = sorted(set(settings) - set(SETTINGS))
     if unknown:
@@ -353,19 +386,21 @@ def run(
     runs: list[dict[str, Any]] = []
     for n in sizes:
         for setting in settings:
-            runs.append(
-                run_one(
-                    work,
-                    template,
-                    setting,
-                    n,
-                    sync_interval,
-                    steady_window,
-                    events,
-                    event_timeout,
-                    cold_timeout=max(600.0, n * 0.6),
-                    cold_only=cold_only,
+            for count in shards:  # issue #31: 1 shard vs N shards, same total parsing processes
+                runs.append(
+                    run_one(
+                        work,
+                        template,
+                        setting,
+                        n,
+                        sync_interval,
+                        steady_window,
+                        events,
+                        event_timeout,
+                        cold_timeout=max(600.0, n * 0.6),
+                        cold_only=cold_only,
+                        shards=count,
+                    )
                 )
-            )
-            shutil.rmtree(work / f"dagproc-{setting}-{n}", ignore_errors=True)
+                shutil.rmtree(work / f"dagproc-{setting}-{n}-s{count}", ignore_errors=True)
     return {"sync_interval_s": sync_interval, "runs": runs}

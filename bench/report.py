@@ -445,9 +445,9 @@ def render_dagproc(dagproc: dict[str, Any] | None) -> list[str]:
     rows = []
     by_n: dict[int, dict[str, dict[str, Any]]] = {}
     for r in dagproc["runs"]:
-        by_n.setdefault(r["workflows"], {})[r["setting"]] = r
+        by_n.setdefault(r["workflows"], {})[_run_key(r)] = r
     for n, runs in sorted(by_n.items()):
-        for setting in sorted(runs, key=lambda name: (name != "airflow", name != "dagfleet", name)):
+        for setting in sorted(runs, key=lambda name: (name != "airflow", name.split("@")[0] != "dagfleet", name)):
             r = runs.get(setting)
             if r is None:
                 continue
@@ -459,7 +459,7 @@ def render_dagproc(dagproc: dict[str, Any] | None) -> list[str]:
             rows.append(
                 [
                     f"{n:,}",
-                    SETTING_LABELS.get(setting, setting),
+                    _run_label(r),
                     _s(cold, 0) if cold is not None else f"> {r['cold_timeout_s']:.0f}",
                     f"{r['steady_cores']:.3f}" if "steady_cores" in r else "—",
                     _p(r.get("config_change_s", {}), timeout),
@@ -505,8 +505,42 @@ def render_dagproc(dagproc: dict[str, Any] | None) -> list[str]:
         out.append(
             "Load average (1 min) at the end of each steady-state window (2 shared cores): " + "; ".join(loads) + "."
         )
+    out += render_shards(dagproc)
     out.append("")
     return out
+
+
+def _run_key(r: dict[str, Any]) -> str:
+    """A run's setting, with its shard count when the fleet was split (issue #31)."""
+    shards = r.get("shards", 1)
+    return r["setting"] if shards == 1 else f"{r['setting']}@{shards}"
+
+
+def _run_label(r: dict[str, Any]) -> str:
+    label = SETTING_LABELS.get(r["setting"], r["setting"])
+    shards = r.get("shards", 1)
+    processes = r.get("config", {}).get("parsing_processes", "2")
+    return label if shards == 1 else f"{label}, {shards} shards x {processes} parsing processes"
+
+
+def render_shards(dagproc: dict[str, Any]) -> list[str]:
+    """Issue #31: the cold pass's CPU per file, 1 shard vs N shards of one run."""
+    runs = [r for r in dagproc["runs"] if "cold_cpu_s" in r]
+    if not any(r.get("shards", 1) > 1 for r in runs):
+        return []
+    rows = [
+        [
+            f"{r['workflows']:,}",
+            _run_label(r),
+            _s(r["cold_full_pass_s"], 0) if r.get("cold_full_pass_s") is not None else "timeout",
+            f"{r['cold_cpu_s']:.0f}",
+            f"{r['cold_core_s_per_file']:.3f}",
+        ]
+        for r in runs
+    ]
+    header = ["workflows", "dag-processors", "cold full pass s", "cold pass CPU core-s", "core-s per file"]
+    return ["", "Cold pass CPU (issue #31: every dag-processor's process tree, parser children included):", "",
+            *_table(header, rows)]  # fmt: skip
 
 
 def update_docs(results: dict[str, Any], markdown: str) -> None:

@@ -40,6 +40,8 @@ class Plan:
     dagproc_event_timeout: float = 330.0
     dagproc_settings: tuple[str, ...] = ("airflow", "dagfleet")
     dagproc_cold_only: bool = False
+    # issue #31: the fleet split over this many dag-processors, each count in turn (--dagproc-shards 1,2)
+    dagproc_shards: tuple[int, ...] = (1,)
 
 
 FULL = Plan((10, 100, 1000, 10000), (10, 100, 1000, 10000), (10, 100, 1000), 50, 20, 2, 5.0, 10)
@@ -64,6 +66,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--dagproc-cold-only", action="store_true", help="dagproc: measure only the cold full pass of each setting"
     )
+    parser.add_argument(
+        "--dagproc-shards",
+        type=lambda v: tuple(int(x) for x in v.split(",")),
+        help="dagproc: shard counts to compare, e.g. 1,2 (one dag-processor per shard, same total parsing processes)",
+    )
     options = parser.parse_args(argv)
     plan = QUICK if options.quick else FULL
     if options.dagproc_sizes:
@@ -72,6 +79,8 @@ def main(argv: list[str] | None = None) -> int:
         plan = replace(plan, dagproc_cold_only=True)
     if options.dagproc_settings:
         plan = replace(plan, dagproc_settings=options.dagproc_settings)
+    if options.dagproc_shards:
+        plan = replace(plan, dagproc_shards=options.dagproc_shards)
     parts = set(options.only or PARTS)
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     out = options.out / stamp
@@ -112,6 +121,7 @@ def main(argv: list[str] | None = None) -> int:
                 plan.dagproc_event_timeout,
                 plan.dagproc_settings,
                 plan.dagproc_cold_only,
+                plan.dagproc_shards,
             )
             results["dagproc"]["elapsed_s"] = time.perf_counter() - t
     finally:

@@ -18,20 +18,22 @@ Takes (dict
   "extraEnv" (list (dict ...))   component-specific env
   "extraVolumes" (list ...)      component-specific volumes
   "extraMounts" (list ...)       component-specific volumeMounts
+  "shard" "0"                    optional: one shard's Deployment (name suffix `-<shard>`, label and
+                                 selector `dagfleet.io/shard`; dagProcessor.shards)
 )
 All of it is data: the component renders it (toYaml), callers never pass YAML text.
 */}}
 {{- define "dagfleet.component" -}}
 {{- $root := .root }}
 {{- $v := .values }}
-{{- $labelArgs := dict "root" $root "component" .component }}
+{{- $labelArgs := pick . "root" "component" "shard" }}
 {{- $sync := .sync }}
 {{- $token := eq (include "dagfleet.automountToken" (dict "root" $root "component" .component "values" $v)) "true" }}
 {{- $extra := dict "root" $root "values" $v }}
 apiVersion: apps/v1
 kind: Deployment
 metadata:
-  name: {{ include "dagfleet.fullname" $root }}-{{ .component }}
+  name: {{ include "dagfleet.fullname" $root }}-{{ .component }}{{ with .shard }}-{{ . }}{{ end }}
   namespace: {{ $root.Release.Namespace }}
   labels:
     {{- include "dagfleet.componentLabels" $labelArgs | nindent 4 }}

@@ -52,12 +52,16 @@ app.kubernetes.io/part-of: dagfleet
 {{- end }}
 
 {{/*
-dagfleet.componentSelectorLabels: selector labels plus app.kubernetes.io/component.
-Takes (dict "root" $ "component" "scheduler").
+dagfleet.componentSelectorLabels: selector labels plus app.kubernetes.io/component (and
+dagfleet.io/shard for one shard's dag-processor). Takes (dict "root" $ "component" "scheduler"
+["shard" "0"]).
 */}}
 {{- define "dagfleet.componentSelectorLabels" -}}
 {{ include "dagfleet.selectorLabels" .root }}
 app.kubernetes.io/component: {{ .component }}
+{{- with .shard }}
+dagfleet.io/shard: {{ . | quote }}
+{{- end }}
 {{- end }}
 
 {{/*
@@ -67,6 +71,9 @@ Takes (dict "root" $ "component" "scheduler").
 {{- define "dagfleet.componentLabels" -}}
 {{ include "dagfleet.labels" .root }}
 app.kubernetes.io/component: {{ .component }}
+{{- with .shard }}
+dagfleet.io/shard: {{ . | quote }}
+{{- end }}
 {{- end }}
 
 {{/*
@@ -244,6 +251,12 @@ declarations in entrypoint/dagfleet/fleet/settings.py. Takes the root context.
   value: {{ .allowEmpty | toString | quote }}
 - name: DAGFLEET_SYNC_INTERVAL
   value: {{ .syncInterval | toString | quote }}
+{{- end }}
+{{- if gt (int $.Values.dagProcessor.shards) 1 }}
+- name: DAGFLEET_SHARDS
+  value: {{ $.Values.dagProcessor.shards | toString | quote }}
+{{- end }}
+{{- with .Values.dagfleet }}
 - name: DAGFLEET_CONNECT_TIMEOUT
   value: {{ .connectTimeout | toString | quote }}
 - name: DAGFLEET_READ_TIMEOUT

@@ -85,6 +85,7 @@ SAMPLES: dict[str, tuple[str, Any]] = {
     "DAGFLEET_STATUS_URL": ("http://s:9108/status.json", "http://s:9108/status.json"),
     "DAGFLEET_VERSION_KEEP_HOURS": ("2.5", 2.5),
     "DAGFLEET_REMOVED_GRACE": ("90", 90.0),
+    "DAGFLEET_SHARDS": ("3", 3),
     "DAGFLEET_POOLS": ('{"b": {"slots": 2, "description": ""}, "a": {"slots": 1, "description": "A"}}', ("a", "b")),
     "DAGFLEET_EXECUTORS": ("LocalExecutor,CeleryExecutor", ("LocalExecutor", "CeleryExecutor")),
 }
@@ -122,6 +123,7 @@ BAD_VALUES = [
     ("DAGFLEET_API_URL", "ftp://api", "expected an http:// or https:// URL"),
     ("DAGFLEET_STATUS_URL", "status.json", "expected an http:// or https:// URL"),
     ("DAGFLEET_DEFAULT_TEMPLATE", "9lives", "expected a template name"),
+    ("DAGFLEET_SHARDS", "65", "expected an integer from 1 to 64"),
     ("DAGFLEET_ALLOW_EMPTY", "maybe", "expected true or false"),
     ("DAGFLEET_SYNC_INTERVAL", "-1", "expected a number > 0"),
     ("DAGFLEET_SYNC_INTERVAL", "soon-secret", "expected a number > 0"),

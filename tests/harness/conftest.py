@@ -19,7 +19,7 @@ import release as harness
 
 from support.setaside import SetAside
 
-SCENARIOS = ("local", "celery", "kubernetes", "pgbouncer")
+SCENARIOS = ("local", "celery", "kubernetes", "pgbouncer", "shards")
 _set_aside = SetAside("DESELECTED")
 
 

@@ -70,6 +70,13 @@ def _positive_int(value: str) -> int:
     return number
 
 
+def _shard_count(value: str) -> int:
+    number = _number(value, int, "expected an integer from 1 to 64")
+    if not 1 <= number <= 64:  # dagfleet.shards.MAX_SHARDS
+        raise ValueError("expected an integer from 1 to 64")
+    return number
+
+
 def _text(value: str) -> str:
     return value
 
@@ -416,6 +423,14 @@ class Settings:
         "3600",
         "seconds a workflow removed from the config API stays in Airflow, unscheduled, so its active runs can "
         "finish (the dagfleet bundle); then Airflow marks its DAG stale ([parsing](parsing.md#the-dagfleet-bundle))",
+    )
+    shards: int = setting(
+        "DAGFLEET_SHARDS",
+        _shard_count,
+        "1",
+        "how many DAG bundles sync splits the fleet into, one per dag-processor (`dagfleet-0` …; 1: the one "
+        "`dagfleet` bundle); set it where Airflow's `dag_bundle_config_list` names as many "
+        "([parsing](parsing.md#shards-several-dag-processors))",
     )
     status_url: str | None = setting(
         "DAGFLEET_STATUS_URL",

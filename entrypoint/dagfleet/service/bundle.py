@@ -17,7 +17,7 @@ from typing import Any
 
 from airflow.dag_processing.bundles.base import BaseDagBundle, BundleVersion
 
-from dagfleet.fleet import versions
+from dagfleet.fleet import shards, versions
 from dagfleet.fleet.settings import read_setting
 
 
@@ -28,15 +28,24 @@ class FleetBundle(BaseDagBundle):
     :param keep_hours: how long sync keeps a version (stated in the task failure of a gone version;
         default: ``DAGFLEET_VERSION_KEEP_HOURS``)
     :param wait_seconds: how long a worker waits for its own sync to publish the run's version
+    :param shard: serve shard ``k`` of a sharded fleet (bundle ``dagfleet-<k>``, its own version
+        tree, ``DAGFLEET_SHARDS`` > 1); None (the default): the whole, unsharded fleet
     """
 
     supports_versioning = True
 
     def __init__(
-        self, *, path: str | None = None, keep_hours: float | None = None, wait_seconds: float = 120.0, **kwargs: Any
+        self,
+        *,
+        path: str | None = None,
+        keep_hours: float | None = None,
+        wait_seconds: float = 120.0,
+        shard: int | None = None,
+        **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.wait_seconds = wait_seconds
+        self.tree = shards.bundle_name(shard)  # whose snapshots ``path`` serves
         if path is None:
             from airflow import settings
 
@@ -51,13 +60,13 @@ class FleetBundle(BaseDagBundle):
         if self.version is not None:
             self._wait_for_version()
         if self.version is None and self._current is None:
-            self._current = versions.current(self.dags)
+            self._current = versions.current(self.dags, self.tree)
         super().initialize()
 
     def _wait_for_version(self) -> None:
         """A worker whose own sync is a little behind the dag-processor's gets ``wait_seconds`` to
         publish the run's version (same content, same version); then one line names the version."""
-        snapshot = versions.version_path(self.dags, str(self.version))
+        snapshot = versions.version_path(self.dags, str(self.version), self.tree)
         deadline = time.monotonic() + self.wait_seconds
         while not snapshot.is_dir():
             if time.monotonic() >= deadline:
@@ -67,7 +76,7 @@ class FleetBundle(BaseDagBundle):
     def refresh(self) -> None:
         """Nothing to fetch: sync publishes locally; take the pointer's version."""
         if self.version is None:
-            self._current = versions.current(self.dags)
+            self._current = versions.current(self.dags, self.tree)
 
     def get_current_version(self) -> BundleVersion | None:
         """The version ``path`` serves: the run's, else the pointer as ``initialize``/``refresh``
@@ -79,5 +88,5 @@ class FleetBundle(BaseDagBundle):
     def path(self) -> Path:
         version = self.version or self._current
         if version is None:
-            return versions.versions_dir(self.dags)  # before the first sync: nothing to list
-        return versions.version_path(self.dags, version)
+            return versions.versions_dir(self.dags, self.tree)  # before the first sync: nothing to list
+        return versions.version_path(self.dags, version, self.tree)

@@ -237,6 +237,8 @@ def _watch_pass(fleet_sync: FleetSync, probes: _Probes | None) -> None:
             _report(report)
     if probes:
         probes.observe(report, started, time.monotonic() - clock)
+        ids = fleet_sync.store.manifest().values()
+        probes.metrics.observe_bundles(versions.shard_rows(fleet_sync.store.dags, fleet_sync.settings.shards, ids))
 
 
 def cmd_watch(settings: Settings, once: bool = False) -> int:
@@ -359,13 +361,15 @@ def cmd_status(settings: Settings, as_json: bool) -> int:
     if as_json:
         print(json.dumps(status.to_json(), indent=2, sort_keys=True))
     else:
-        print(format_status(status, time.time(), versions.status_line(settings.dags_folder)))
+        ids = [w.workflow_id for w in status.workflows if w.dag_file]
+        print(format_status(status, time.time(), versions.status_line(settings.dags_folder, settings.shards, ids)))
     return 0 if status.healthy else 1
 
 
 def cmd_show(settings: Settings, workflow_id: str, version: str | None) -> int:
     """The config, template and digest a workflow had in a version of the fleet (default: current)."""
-    print(json.dumps(versions.show(settings.dags_folder, workflow_id, version), indent=2, sort_keys=True))
+    shown = versions.show(settings.dags_folder, workflow_id, version, settings.shards)
+    print(json.dumps(shown, indent=2, sort_keys=True))
     return 0
 
 

@@ -21,13 +21,25 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 
+from dagfleet.fleet import shards
+
 SECTION = "dag_processor"
 
-BUNDLE_NAME = "dagfleet"
+BUNDLE_NAME = shards.BUNDLE_NAME
+BUNDLE_CLASSPATH = "dagfleet.service.bundle.FleetBundle"
+
+
+def bundle_config_list(count: int = 1) -> str:
+    """``[dag_processor] dag_bundle_config_list`` for a fleet of ``count`` shards (issue #31): one
+    ``dagfleet`` bundle for 1 (today's), else ``dagfleet-0`` … each serving its shard."""
+    if count == 1:
+        return json.dumps([{"name": BUNDLE_NAME, "classpath": BUNDLE_CLASSPATH, "kwargs": {}}])
+    names = shards.bundle_names(count)
+    return json.dumps([{"name": n, "classpath": BUNDLE_CLASSPATH, "kwargs": {"shard": k}} for k, n in enumerate(names)])
+
+
 #: ``[dag_processor] dag_bundle_config_list``: the dagfleet bundle over Airflow's dags folder.
-BUNDLE_CONFIG_LIST = json.dumps(
-    [{"name": BUNDLE_NAME, "classpath": "dagfleet.service.bundle.FleetBundle", "kwargs": {}}]
-)
+BUNDLE_CONFIG_LIST = bundle_config_list(1)
 #: The plain-folder mode (what Airflow does without the setting): one unversioned LocalDagBundle.
 PLAIN_FOLDER_CONFIG_LIST = json.dumps(
     [{"name": "dags-folder", "classpath": "airflow.dag_processing.bundles.local.LocalDagBundle", "kwargs": {}}]

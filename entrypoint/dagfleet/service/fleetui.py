@@ -138,7 +138,16 @@ def _summary_html(status: fleetstatus.FleetStatus, now: float) -> list[str]:
         f"<p>Last sync: {e(_when(status.attempted_at, now))}: {e(status.summary)}</p>",
         f"<p>Last success: {e(_when(status.last_success, now))}</p>",
         *(f'<p class="problem">Problem: {e(p)}</p>' for p in status.problems),
+        *_shards_html(status),
     ]
+
+
+def _shards_html(status: fleetstatus.FleetStatus) -> list[str]:
+    """With several shards (DAGFLEET_SHARDS), one line: each bundle, its workflows and version."""
+    if len(status.shards) < 2:
+        return []
+    parts = [f"{r['bundle']}: {r['workflows']} workflows, version {r['version'] or 'none yet'}" for r in status.shards]
+    return [f'<p id="shards">DAG bundles, one dag-processor each: {html.escape("; ".join(parts))}</p>']
 
 
 def _row_html(w: fleetstatus.WorkflowStatus) -> str:

@@ -92,6 +92,15 @@ class FleetMetrics:
             "dagfleet_workflows", "Workflows by what the last sync did with them", ["state"], registry=r
         )
         self.problems = Gauge("dagfleet_sync_problems", "Problems the last sync reported", registry=r)
+        self.bundle_workflows = Gauge(
+            "dagfleet_bundle_workflows",
+            "Generated DAGs each DAG bundle serves (one per shard, DAGFLEET_SHARDS; 'dagfleet' unsharded)",
+            ["bundle"],
+            registry=r,
+        )
+        self.bundle_version = Info(
+            "dagfleet_bundle", "The current version of each DAG bundle (shard)", ["bundle"], registry=r
+        )
         for outcome in OUTCOMES:
             self.last_outcome.labels(outcome)
             self.syncs.labels(outcome)
@@ -150,6 +159,12 @@ class FleetMetrics:
         for state, count in counts.items():
             self.workflows.labels(str(state)).set(count)
         self.problems.set(len(report.problems))
+
+    def observe_bundles(self, rows: Iterable[dict[str, Any]]) -> None:
+        """Each bundle's workflows and current version (dagfleet.versions.shard_rows)."""
+        for row in rows:
+            self.bundle_workflows.labels(row["bundle"]).set(row["workflows"])
+            self.bundle_version.labels(row["bundle"]).info({"version": row["version"] or ""})
 
     def observe_error(self, started: float, duration: float) -> None:
         """A sync that raised (e.g. the sync lock was held too long, the base DAG is unreadable)."""

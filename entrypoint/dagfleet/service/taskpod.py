@@ -31,7 +31,7 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
-from dagfleet.fleet import versions, workflow_ids
+from dagfleet.fleet import shards, versions, workflow_ids
 from dagfleet.fleet.errors import DagfleetError
 from dagfleet.fleet.settings import TASK_WORKFLOW, Settings, read_setting
 from dagfleet.fleet.store import Record
@@ -67,17 +67,19 @@ def materialize(settings: Settings, record: Record, dag: bytes) -> None:
     store.write_dag(record.workflow_id, dag)
 
 
-def bundle_version(args: Sequence[str]) -> str | None:
-    """The run's dagfleet bundle version from the workload Airflow put in the args
-    (``execute_workload --json-string '{"bundle_info": {"version": …}}'``), or None."""
+def bundle_version(args: Sequence[str]) -> tuple[str, str] | None:
+    """(bundle name, version) of the run from the workload Airflow put in the args
+    (``execute_workload --json-string '{"bundle_info": {"name": …, "version": …}}'``), or None."""
     if "--json-string" not in args or args.index("--json-string") + 1 >= len(args):
         return None
     try:
         workload = json.loads(args[args.index("--json-string") + 1])
-        version = workload["bundle_info"]["version"]
-    except (ValueError, KeyError, TypeError):
+        version, name = workload["bundle_info"]["version"], workload["bundle_info"].get("name")
+    except (ValueError, KeyError, TypeError, AttributeError):
         return None
-    return version if isinstance(version, str) and versions.VERSION_RE.fullmatch(version) else None
+    if not isinstance(version, str) or not versions.VERSION_RE.fullmatch(version):
+        return None
+    return (name if isinstance(name, str) else shards.BUNDLE_NAME), version
 
 
 def prepare(settings: Settings, environ: Mapping[str, str] | None = None, args: Sequence[str] = ()) -> str:
@@ -89,9 +91,9 @@ def prepare(settings: Settings, environ: Mapping[str, str] | None = None, args: 
     if payload is not None:
         record, dag = payload
         materialize(settings, record, dag)
-        version = bundle_version(args)
-        if version is not None:
-            versions.materialize(settings.dags_folder, version, record, dag)
+        pinned = bundle_version(args)
+        if pinned is not None:
+            versions.materialize(settings.dags_folder, pinned[1], record, dag, bundle=pinned[0])
         log.info("task pod: workflow %r materialized from the config the DAG was parsed with", record.workflow_id)
         return "pod-override"
     if settings.api_url or settings.static_workflows:

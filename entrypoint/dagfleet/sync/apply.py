@@ -24,7 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from dagfleet.api.client import POOL_SIZE, ConfigClient, Entry, ListResult
-from dagfleet.fleet import __version__, versions, workflow_ids
+from dagfleet.fleet import __version__, shards, versions, workflow_ids
 from dagfleet.fleet.errors import ConfigApiError, WorkflowIdError, one_line
 from dagfleet.fleet.fsutil import FileTakenError
 from dagfleet.fleet.settings import Settings
@@ -157,19 +157,32 @@ class FleetSync:
             self.store.remove(name, workflow_id)
         final = plan.files()
         self.store.save_manifest(final)
-        if changed or plan.prune or versions.current(self.store.dags) is None or self._removal_due():
+        if changed or plan.prune or self._unpublished() or self._removal_due():
             self._publish(final)
             os.sync()  # one flush to disk for the whole sync instead of one fsync per file
         return final
 
+    def _bundles(self) -> list[str]:
+        return shards.bundle_names(self.settings.shards)
+
+    def _unpublished(self) -> bool:
+        """A bundle has no version yet (a first sync, or a new DAGFLEET_SHARDS) or one no longer in use has."""
+        return any(versions.current(self.store.dags, b) is None for b in self._bundles()) or bool(
+            versions.trees(self.store.dags) - set(self._bundles())
+        )
+
     def _removal_due(self) -> bool:
-        return versions.removal_due(self.store.dags, self.settings.removed_grace)
+        return any(
+            versions.removal_due(self.store.dags, self.settings.removed_grace, bundle=b) for b in self._bundles()
+        )
 
     def _publish(self, final: dict[str, str]) -> None:
         """A new version of the fleet for the dagfleet bundle; on failure the bundle stays at the
         last published version (runs keep working) until the next change."""
         try:
-            versions.publish(self.store, final, self.settings.version_keep_hours, self.settings.removed_grace)
+            versions.publish_all(
+                self.store, final, self.settings.version_keep_hours, self.settings.removed_grace, self.settings.shards
+            )
         except OSError as err:
             log.warning(
                 "could not publish a version of the fleet (%s); runs stay on the last version until the next change",

@@ -15,6 +15,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from dagfleet.fleet import versions
 from dagfleet.fleet.errors import WorkflowIdError
 from dagfleet.fleet.store import FleetStore, workflow_id_from_file
 from dagfleet.sync.report import Outcome, SyncReport
@@ -74,6 +75,8 @@ class FleetStatus:
     workflows: list[WorkflowStatus] = field(default_factory=list)
     # Rejected IDs without a row: past MAX_REJECTED_IDS_LISTED (dagfleet.sync.apply), counted in "rejected".
     unlisted_rejected: int = 0
+    # One row per DAG bundle (shard, DAGFLEET_SHARDS): {"bundle", "version", "kept", "workflows"}.
+    shards: list[dict[str, Any]] = field(default_factory=list)
 
     def counts(self) -> dict[str, int]:
         counts = {str(s): 0 for s in METRIC_STATES}
@@ -205,7 +208,24 @@ def from_json(data: dict[str, Any]) -> FleetStatus:
         problems=[str(p) for p in data.get("problems") or []],
         workflows=workflows,
         unlisted_rejected=_count(data.get("unlisted_rejected")),
+        shards=_shard_rows(data.get("shards")),
     )
+
+
+def _shard_rows(rows: Any) -> list[dict[str, Any]]:
+    """The shard rows of a /status.json, each field checked (it comes over the network)."""
+    if not isinstance(rows, list):
+        return []
+    return [
+        {
+            "bundle": str(r.get("bundle")),
+            "version": r["version"] if isinstance(r.get("version"), str) else None,
+            "kept": _count(r.get("kept")),
+            "workflows": _count(r.get("workflows")),
+        }
+        for r in rows
+        if isinstance(r, dict)
+    ]
 
 
 def _stored_status(store: FleetStore, workflow_id: str, entry: Any, dag_file: str | None) -> WorkflowStatus:
@@ -261,4 +281,5 @@ def load(settings: Settings) -> FleetStatus:
         problems=[str(p) for p in problems] if isinstance(problems, list) else [],
         workflows=workflows,
         unlisted_rejected=_count(data.get("unlisted_rejected")),
+        shards=versions.shard_rows(store.dags, settings.shards, files),
     )
