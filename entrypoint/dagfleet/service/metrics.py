@@ -52,6 +52,7 @@ class FleetMetrics:
         self.info.info({"version": __version__})
         self._declare_sync(self.registry, last_success)
         self._declare_client(self.registry)
+        self._declare_bundles(self.registry)
         self.heartbeat = Gauge(
             "dagfleet_watch_heartbeat_timestamp_seconds",
             "Unix time of the watch loop's last heartbeat",
@@ -92,20 +93,17 @@ class FleetMetrics:
             "dagfleet_workflows", "Workflows by what the last sync did with them", ["state"], registry=r
         )
         self.problems = Gauge("dagfleet_sync_problems", "Problems the last sync reported", registry=r)
-        self.bundle_workflows = Gauge(
-            "dagfleet_bundle_workflows",
-            "Generated DAGs each DAG bundle serves (one per shard, DAGFLEET_SHARDS; 'dagfleet' unsharded)",
-            ["bundle"],
-            registry=r,
-        )
-        self.bundle_version = Info(
-            "dagfleet_bundle", "The current version of each DAG bundle (shard)", ["bundle"], registry=r
-        )
         for outcome in OUTCOMES:
             self.last_outcome.labels(outcome)
             self.syncs.labels(outcome)
         for state in METRIC_STATES:
             self.workflows.labels(str(state))
+
+    def _declare_bundles(self, r: CollectorRegistry) -> None:
+        """Each DAG bundle (one per shard, DAGFLEET_SHARDS; ``dagfleet`` unsharded): its DAGs and version."""
+        what = "Generated DAGs each DAG bundle serves"
+        self.bundle_workflows = Gauge("dagfleet_bundle_workflows", what, ["bundle"], registry=r)
+        self.bundle_version = Info("dagfleet_bundle", "The current version of each DAG bundle", ["bundle"], registry=r)
 
     def _declare_client(self, r: CollectorRegistry) -> None:
         """The metrics of the config API client: answers by status code, bytes received."""
