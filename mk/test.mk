@@ -57,7 +57,7 @@ harness-images: ## Build the harness's PostgreSQL/Redis image from Debian packag
 	bash tests/harness/build_services.sh
 
 .PHONY: harness
-harness: venv tools harness-images ## Run the chart like a cluster: LocalExecutor, CeleryExecutor, KubernetesExecutor, PgBouncer (needs `make image`)
+harness: venv tools harness-images ## Run the chart like a cluster: LocalExecutor, CeleryExecutor, KubernetesExecutor, PgBouncer, 2 shards (needs `make image`)
 	$(HELM_ON_PATH) DAGFLEET_HARNESS=1 DAGFLEET_TEST_IMAGE=$(IMAGE) $(BIN)/pytest tests/harness -p no:cacheprovider $(PYTEST_ARGS)
 
 ##@ Mutation testing
