@@ -3,7 +3,7 @@
 {{/*
 dagfleet.bundleConfigList: airflow.cfg's [dag_processor] dag_bundle_config_list. With
 dagProcessor.shards = 1 the airflow.config value as it is; with n > 1 its dagfleet bundle (classpath
-dagfleet.bundle.FleetBundle) becomes the n bundles dagfleet-0 … (kwargs shard k, its other kwargs
+dagfleet.service.bundle.FleetBundle) becomes the n bundles dagfleet-0 … (kwargs shard k, its other kwargs
 kept), other bundles stay as they are (shard 0's dag-processor parses them). Every component reads
 the same list, so a worker finds every shard's bundle. Takes the root context.
 */}}
