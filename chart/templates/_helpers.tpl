@@ -251,12 +251,6 @@ declarations in entrypoint/dagfleet/fleet/settings.py. Takes the root context.
   value: {{ .allowEmpty | toString | quote }}
 - name: DAGFLEET_SYNC_INTERVAL
   value: {{ .syncInterval | toString | quote }}
-{{- end }}
-{{- if gt (int $.Values.dagProcessor.shards) 1 }}
-- name: DAGFLEET_SHARDS
-  value: {{ $.Values.dagProcessor.shards | toString | quote }}
-{{- end }}
-{{- with .Values.dagfleet }}
 - name: DAGFLEET_CONNECT_TIMEOUT
   value: {{ .connectTimeout | toString | quote }}
 - name: DAGFLEET_READ_TIMEOUT
@@ -279,12 +273,13 @@ declarations in entrypoint/dagfleet/fleet/settings.py. Takes the root context.
 {{/*
 dagfleet.declaredEnv: what the deployment declares, for sync to check workflows against:
 DAGFLEET_EXECUTORS (the chart's executor: a workflow's `executor` must be it) and the pools
-(dagfleet.poolsEnv). Takes the root context.
+(dagfleet.poolsEnv), and the number of shards (dagfleet.shardsEnv). Takes the root context.
 */}}
 {{- define "dagfleet.declaredEnv" -}}
 - name: DAGFLEET_EXECUTORS
   value: {{ .Values.executor | quote }}
 {{- include "dagfleet.poolsEnv" . }}
+{{- include "dagfleet.shardsEnv" . }}
 {{- end }}
 
 {{/*

@@ -49,3 +49,14 @@ Takes (dict "root" $ "shard" 0).
 {{- end }}
 {{- toJson $args }}
 {{- end }}
+
+{{/*
+dagfleet.shardsEnv: DAGFLEET_SHARDS for every container that syncs, only with dagProcessor.shards > 1
+(the sync publishes one version tree per shard). Takes the root context.
+*/}}
+{{- define "dagfleet.shardsEnv" -}}
+{{- if gt (int .Values.dagProcessor.shards) 1 }}
+- name: DAGFLEET_SHARDS
+  value: {{ .Values.dagProcessor.shards | toString | quote }}
+{{- end }}
+{{- end }}
