@@ -58,6 +58,11 @@ def test_n_dag_processors_with_disjoint_bundles_covering_the_fleet(n: int) -> No
     for d in processors:
         assert d["spec"]["template"]["metadata"]["labels"].items() >= d["spec"]["selector"]["matchLabels"].items()
         assert "dag-sync" in [c["name"] for c in containers(d)]  # each shard keeps its sync sidecar
+    status = [d for d in by_kind(docs, "Service") if d["metadata"]["name"].endswith("-fleet-status")]
+    budgets = [d for d in by_kind(docs, "PodDisruptionBudget") if d["metadata"]["name"].endswith("-dag-processor")]
+    for selector in [d["spec"]["selector"] for d in status] + [d["spec"]["selector"]["matchLabels"] for d in budgets]:
+        assert all(d["spec"]["template"]["metadata"]["labels"].items() >= selector.items() for d in processors)
+    assert status and budgets  # the Fleet page reads any shard's sidecar; one budget covers every shard
     syncing = [c for d in by_kind(docs, "Deployment") for c in containers(d) if "DAGFLEET_DAGS_FOLDER" in env_of(c)]
     assert syncing and all(env_of(c).get("DAGFLEET_SHARDS") == str(n) for c in syncing)
 
