@@ -218,3 +218,44 @@ def test_a_task_pod_writes_the_runs_version_from_its_pod_override(config_api_fac
     assert (snapshot / "alpha-mydag.py").read_bytes() == store.dag_path("alpha").read_bytes()
     assert FleetStore(snapshot).record("alpha") == record
     assert taskpod.bundle_version(["--json-string", json.dumps({"bundle_info": {"version": "../x"}})]) is None
+
+
+def test_each_workflow_keeps_the_version_that_first_held_its_current_dag_file(
+    config_api_factory: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A workflow's version (status, Fleet page) is the one a run created now pins: Airflow
+    re-parses only a changed file, so an unchanged workflow stays on the version that first held it."""
+    from dagfleet import fleetstatus
+    from dagfleet.cli import main
+
+    dags = tmp_path / "dags"
+    api = config_api_factory({"alpha": {"tags": ["one"]}, "beta": {}, "gamma": {"schedule": "@daily"}})
+    _sync(dags, api.url)
+    first = versions.current(dags)
+    assert versions.workflow_versions(dags) == {"alpha": first, "beta": first, "gamma": first}
+
+    api.write({"alpha": {"tags": ["two"]}, "beta": {}, "gamma": {"schedule": "@daily"}})
+    _sync(dags, api.url)
+    second = versions.current(dags)
+    assert versions.workflow_versions(dags) == {"alpha": second, "beta": first, "gamma": first}
+
+    api.write({"alpha": {"tags": ["one"]}, "beta": {}})  # alpha back to its first config; gamma removed
+    _sync(dags, api.url, removed_grace=3600)
+    third = versions.current(dags)
+    assert len({first, second, third}) == 3
+    # alpha's content is its first one again, but a run now pins the version that brought it back
+    assert versions.workflow_versions(dags) == {"alpha": third, "beta": first, "gamma": third}
+
+    status = fleetstatus.load(Settings(dags_folder=dags))
+    assert status.fleet_version == third
+    assert {w.workflow_id: w.version for w in status.workflows} == {"alpha": third, "beta": first, "gamma": third}
+    assert fleetstatus.from_json(status.to_json()) == status  # what a watch's /status.json carries
+    monkeypatch.setenv("DAGFLEET_DAGS_FOLDER", str(dags))
+    assert main(["show", "beta", "--version", str(first)]) == 0  # the version status names is one show takes
+    assert json.loads(capsys.readouterr().out)["config"] == {}
+    assert main(["status"]) in (0, 1)
+    table = capsys.readouterr().out.splitlines()
+    header = next(line for line in table if line.startswith("WORKFLOW"))
+    assert header.split()[5] == "VERSION"
+    beta = next(line for line in table if line.startswith("beta "))
+    assert beta.split()[-2:] == [first, "-"]  # VERSION, then PROBLEM
