@@ -120,6 +120,24 @@ class Kubelet:
         """A Secret the user creates beside the release (e.g. an existing one the values name)."""
         self.secrets[name] = {k: v.encode() for k, v in data.items()}
 
+    def add_config_map(self, name: str, data: dict[str, str]) -> None:
+        """A ConfigMap the user creates beside the release (e.g. the one `templates.configMap` names)."""
+        self.config_maps[name] = {k: v.encode() for k, v in data.items()}
+
+    def update_config_map(self, name: str, data: dict[str, str]) -> None:
+        """`kubectl edit configmap` and every kubelet after it: the new data is written into each
+        started pod's configMap volume of `name` (file by file, each replaced whole; a real kubelet
+        swaps the whole folder at once, within about a minute)."""
+        self.add_config_map(name, data)
+        for pod in self.pods.values():
+            gid = int((pod.spec.get("securityContext") or {}).get("fsGroup", 0))
+            for volume in pod.spec.get("volumes") or []:
+                source = volume.get("configMap") or {}
+                if source.get("name") == name:
+                    path = self.workdir / pod.name / "volumes" / volume["name"]
+                    mode = source.get("defaultMode", 0o644)
+                    self._files(path, self.config_maps[name], source.get("items"), mode, gid)
+
     def one(self, kind: str, name: str) -> dict:
         (doc,) = [d for d in self.docs if d["kind"] == kind and d["metadata"]["name"] == name]
         return doc
@@ -130,9 +148,11 @@ class Kubelet:
         for key, path, file_mode in chosen:
             target = base / path
             target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(data[key])
-            os.chown(target, 0, gid)
-            target.chmod(file_mode)
+            temp = target.with_name(f".{target.name}.harness-tmp")  # a reader never sees half a file
+            temp.write_bytes(data[key])
+            os.chown(temp, 0, gid)
+            temp.chmod(file_mode)
+            temp.replace(target)
 
     def _volume(self, pod: Pod, volume: dict) -> Path:
         if "hostPath" in volume:  # only the harness's own additions use it

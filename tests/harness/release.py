@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from kubelet import Kubelet, docker, helm_template
+from kubelet import REPO, Kubelet, docker, helm_template
 
 from support.wait import wait_until
 
@@ -27,6 +27,32 @@ IMAGE = os.environ.get("DAGFLEET_TEST_IMAGE", "dagfleet:dev")
 SERVICES_IMAGE = os.environ.get("HARNESS_SERVICES_IMAGE", "dagfleet-harness-services:bookworm")
 READY_TIMEOUT = 900
 RUN_TIMEOUT = 900
+
+
+FLEET = HERE / "fleet"  # the harness's own workflows and templates, served beside the example workflows
+TEMPLATES_CONFIG_MAP = "dagfleet-harness-templates"  # created beside the release, as a user would
+# DAGFLEET_HARNESS_VALUES: more values files (os.pathsep-separated) layered on every scenario, last
+EXTRA_VALUES = [Path(p) for p in os.environ.get("DAGFLEET_HARNESS_VALUES", "").split(os.pathsep) if p]
+
+
+def fleet_values(workdir: Path) -> Path:
+    """The config API serves the example workflows plus fleet/workflows.yaml from its ConfigMap
+    (`referenceConfigApi.workflows`: edits reach it like `kubectl edit configmap`), and every
+    syncing pod mounts the templates ConfigMap (`templates.configMap`, see `template_files`)."""
+    examples = yaml.safe_load((REPO / "examples" / "workflows.yaml").read_text())["workflows"]
+    own = yaml.safe_load((FLEET / "workflows.yaml").read_text())["workflows"]
+    values = {
+        "referenceConfigApi": {"workflows": {**examples, **own}},
+        "templates": {"configMap": TEMPLATES_CONFIG_MAP},
+    }
+    path = workdir / "fleet.yaml"
+    path.write_text(yaml.safe_dump(values))
+    return path
+
+
+def template_files() -> dict[str, str]:
+    """The data of the templates ConfigMap: fleet/templates/<name>.py and <name>.schema.json."""
+    return {p.name: p.read_text() for p in sorted((FLEET / "templates").iterdir()) if p.is_file()}
 
 
 def image_values(workdir: Path) -> Path:
@@ -134,8 +160,9 @@ def render(scenario: str) -> Release:
     workdir.chmod(0o755)
     own = HERE / "values" / f"{scenario}.yaml"
     executor = (yaml.safe_load(own.read_text()) or {}).get("executor", "LocalExecutor")
-    values = [HERE / "values" / "common.yaml", own, image_values(workdir)]
+    values = [HERE / "values" / "common.yaml", own, image_values(workdir), fleet_values(workdir), *EXTRA_VALUES]
     kubelet = Kubelet(helm_template(values), workdir / "pods", prefix=f"dfh-{scenario}")
+    kubelet.add_config_map(TEMPLATES_CONFIG_MAP, template_files())
     return Release(scenario, kubelet, workdir, executor)
 
 
