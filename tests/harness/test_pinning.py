@@ -208,7 +208,8 @@ def _pinned(api: Api, fleet: Fleet) -> None:
             (TEMPLATE, "A"): run_a[TEMPLATE], (TEMPLATE, "B"): run_b[TEMPLATE]}  # fmt: skip
     tis = {key: finished(api, run) for key, run in runs.items()}
     seen = {key: saw(api, run) for key, run in runs.items()}
-    assert seen == {key: {"first": value, "second": value} for key, value in expected.items()}
+    want = {key: {"first": value, "second": value} for key, value in expected.items()}
+    assert seen == want, f"what each run's tasks ran with: {seen}"
     for dag_id in (SPEC, TEMPLATE):
         a, b = dag_versions_of(tis[dag_id, "A"]), dag_versions_of(tis[dag_id, "B"])
         assert len(a) == len(b) == 1, (dag_id, a, b)  # every task of a run on one DAG version
