@@ -125,18 +125,23 @@ class Kubelet:
         self.config_maps[name] = {k: v.encode() for k, v in data.items()}
 
     def update_config_map(self, name: str, data: dict[str, str]) -> None:
-        """`kubectl edit configmap` and every kubelet after it: the new data is written into each
-        started pod's configMap volume of `name` (file by file, each replaced whole; a real kubelet
-        swaps the whole folder at once, within about a minute)."""
+        """`kubectl edit configmap` and every kubelet after it: the new data in each started pod's
+        configMap volume of `name`, each file replaced whole (written aside, then renamed in; a real
+        kubelet swaps the whole folder at once, within about a minute)."""
         self.add_config_map(name, data)
         for pod in self.pods.values():
             gid = int((pod.spec.get("securityContext") or {}).get("fsGroup", 0))
             for volume in pod.spec.get("volumes") or []:
                 source = volume.get("configMap") or {}
-                if source.get("name") == name:
-                    path = self.workdir / pod.name / "volumes" / volume["name"]
-                    mode = source.get("defaultMode", 0o644)
-                    self._files(path, self.config_maps[name], source.get("items"), mode, gid)
+                if source.get("name") != name:
+                    continue
+                path = self.workdir / pod.name / "volumes" / volume["name"]
+                aside = path.with_name(f".{volume['name']}.update")
+                shutil.rmtree(aside, ignore_errors=True)
+                self._files(aside, self.config_maps[name], source.get("items"), source.get("defaultMode", 0o644), gid)
+                for written in sorted(p for p in aside.rglob("*") if p.is_file()):
+                    written.replace(path / written.relative_to(aside))
+                shutil.rmtree(aside)
 
     def one(self, kind: str, name: str) -> dict:
         (doc,) = [d for d in self.docs if d["kind"] == kind and d["metadata"]["name"] == name]
@@ -148,11 +153,9 @@ class Kubelet:
         for key, path, file_mode in chosen:
             target = base / path
             target.parent.mkdir(parents=True, exist_ok=True)
-            temp = target.with_name(f".{target.name}.harness-tmp")  # a reader never sees half a file
-            temp.write_bytes(data[key])
-            os.chown(temp, 0, gid)
-            temp.chmod(file_mode)
-            temp.replace(target)
+            target.write_bytes(data[key])
+            os.chown(target, 0, gid)
+            target.chmod(file_mode)
 
     def _volume(self, pod: Pod, volume: dict) -> Path:
         if "hostPath" in volume:  # only the harness's own additions use it
