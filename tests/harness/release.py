@@ -7,6 +7,7 @@ on `values/common.yaml` and the locally built images.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import tempfile
@@ -106,7 +107,8 @@ class Api:
 
 
 class TaskPodRunner(threading.Thread):
-    """A kubelet for the pods the harness executor writes: run each, answer with its exit code."""
+    """A kubelet for the pods the harness executor writes: run each (side by side, each in its own
+    thread, as a cluster would), answer with its exit code."""
 
     def __init__(self, kubelet: Kubelet, outbox: Path) -> None:
         super().__init__(daemon=True)
@@ -116,23 +118,27 @@ class TaskPodRunner(threading.Thread):
         self.ran: dict[str, int] = {}
         self.pods: dict[str, dict] = {}
         self.errors: list[str] = []
+        self.numbers = itertools.count()
 
     def run(self) -> None:
         while not self.stop.is_set():
             for path in sorted(self.outbox.glob("*.json")):
                 pod = json.loads(path.read_text())
-                name = pod["metadata"]["name"]
                 path.unlink()
-                self.pods[name] = pod
-                try:
-                    started = self.kubelet.start_pod(f"task-{len(self.ran)}", pod)
-                    code = docker("wait", started.started[-1], timeout=RUN_TIMEOUT).stdout.strip()
-                except Exception as err:  # noqa: BLE001 - reported by the test
-                    self.errors.append(f"{name}: {err}")
-                    code = "1"
-                self.ran[name] = int(code)
-                (self.outbox / f"{name}.exit").write_text(code)
+                self.pods[pod["metadata"]["name"]] = pod
+                threading.Thread(target=self.run_pod, args=(pod, next(self.numbers)), daemon=True).start()
             self.stop.wait(2)
+
+    def run_pod(self, pod: dict, number: int) -> None:
+        name = pod["metadata"]["name"]
+        try:
+            started = self.kubelet.start_pod(f"task-{number}", pod)
+            code = docker("wait", started.started[-1], timeout=RUN_TIMEOUT).stdout.strip()
+        except Exception as err:  # noqa: BLE001 - reported by the test
+            self.errors.append(f"{name}: {err}")
+            code = "1"
+        self.ran[name] = int(code)
+        (self.outbox / f"{name}.exit").write_text(code)
 
 
 @dataclass

@@ -54,7 +54,7 @@ class Fleet:
         self.original = {name: self.data(name) for name in (CONFIG_API_CONFIG_MAP, TEMPLATES_CONFIG_MAP)}
         self.syncing = [
             name
-            for name, pod in self.kubelet.pods.items()
+            for name, pod in list(self.kubelet.pods.items())
             if any(c["name"] == "dag-sync" for c in pod.spec.get("initContainers") or [])
         ]
         assert self.syncing, "no pod with a dag-sync sidecar"
