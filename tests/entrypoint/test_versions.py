@@ -225,8 +225,8 @@ def test_each_workflow_keeps_the_version_that_first_held_its_current_dag_file(
 ) -> None:
     """A workflow's version (status, Fleet page) is the one a run created now pins: Airflow
     re-parses only a changed file, so an unchanged workflow stays on the version that first held it."""
-    from dagfleet import fleetstatus
-    from dagfleet.cli import main
+    from dagfleet.service.cli import main
+    from dagfleet.sync import fleetstatus
 
     dags = tmp_path / "dags"
     api = config_api_factory({"alpha": {"tags": ["one"]}, "beta": {}, "gamma": {"schedule": "@daily"}})

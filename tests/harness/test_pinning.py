@@ -35,7 +35,7 @@ import pytest
 import yaml
 from release import TEMPLATES_CONFIG_MAP, Api, Release
 
-from dagfleet import versions
+from dagfleet.fleet import versions
 from support.wait import wait_until
 
 pytestmark = pytest.mark.harness
