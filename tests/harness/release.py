@@ -32,6 +32,8 @@ RUN_TIMEOUT = 900
 
 FLEET = HERE / "fleet"  # the harness's own workflows and templates, served beside the example workflows
 TEMPLATES_CONFIG_MAP = "dagfleet-harness-templates"  # created beside the release, as a user would
+# DAGFLEET_HARNESS_PREFIX: the start of every container and network name (several harness runs on one engine)
+PREFIX = os.environ.get("DAGFLEET_HARNESS_PREFIX", "dfh")
 # DAGFLEET_HARNESS_VALUES: more values files (os.pathsep-separated) layered on every scenario, last
 EXTRA_VALUES = [Path(p) for p in os.environ.get("DAGFLEET_HARNESS_VALUES", "").split(os.pathsep) if p]
 
@@ -167,7 +169,7 @@ def render(scenario: str) -> Release:
     own = HERE / "values" / f"{scenario}.yaml"
     executor = (yaml.safe_load(own.read_text()) or {}).get("executor", "LocalExecutor")
     values = [HERE / "values" / "common.yaml", own, image_values(workdir), fleet_values(workdir), *EXTRA_VALUES]
-    kubelet = Kubelet(helm_template(values), workdir / "pods", prefix=f"dfh-{scenario}")
+    kubelet = Kubelet(helm_template(values), workdir / "pods", prefix=f"{PREFIX}-{scenario}")
     kubelet.add_config_map(TEMPLATES_CONFIG_MAP, template_files())
     return Release(scenario, kubelet, workdir, executor)
 
