@@ -177,6 +177,7 @@ def _removed_run_finishes(api: Api, run_a: str, versions_before: int) -> None:
 
 
 @pytest.mark.scenarios("local", "celery", "kubernetes")
+@pytest.mark.timeout(1800)  # the first test of a scenario also pays for starting its release
 def test_a_run_keeps_the_config_and_template_it_started_with(release: Release) -> None:
     api = release.api
     assert api is not None
