@@ -46,7 +46,12 @@ from bench import apiserver, workload
 from bench.common import BIN, airflow_env, base_env, log
 from dagfleet.fleet import store
 from dagfleet.fleet.shards import bundle_names
-from dagfleet.service.dagprocessor import DAG_PROCESSOR_DEFAULTS, bundle_config_list, env_name
+from dagfleet.service.dagprocessor import (
+    DAG_PROCESSOR_DEFAULTS,
+    PLAIN_FOLDER_CONFIG_LIST,
+    bundle_config_list,
+    env_name,
+)
 
 POLL = 0.5
 EVENT_KEYS = (("change", "config_change_s"), ("new", "new_runnable_s"), ("remove", "removed_stale_s"))
@@ -57,7 +62,12 @@ SETTINGS: dict[str, dict[str, str]] = {
     "dagfleet-list300": {**DAG_PROCESSOR_DEFAULTS, "refresh_interval": "300"},
     # what-if: Airflow's defaults with dagfleet's 10 s listing
     "airflow-list10": {"refresh_interval": DAG_PROCESSOR_DEFAULTS["refresh_interval"]},
+    # issue #30: dagfleet's settings with the plain dags folder instead of the versioned dagfleet bundle
+    "dagfleet-plain": {**DAG_PROCESSOR_DEFAULTS, "dag_bundle_config_list": PLAIN_FOLDER_CONFIG_LIST},
 }
+# With the dagfleet bundle a removed workflow stays, unscheduled, for DAGFLEET_REMOVED_GRACE (1 h)
+# so its active runs finish: "removed -> stale" is measured with a 1 s grace (stale one sync later).
+REMOVED_GRACE = "1"
 
 
 def percentiles(values: list[float]) -> dict[str, float]:
@@ -310,6 +320,7 @@ def run_one(
             DAGFLEET_LOG_LEVEL="WARNING",
             DAGFLEET_API_URL=server.url,
             DAGFLEET_SHARDS=str(shards),
+            DAGFLEET_REMOVED_GRACE=REMOVED_GRACE,
         )
         with _started([str(BIN / "dagfleet"), "watch"], watch_env, case / "watch.log") as watch:
             last = dags / store.dag_file_name(f"wf{n - 1:05d}")

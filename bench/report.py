@@ -426,7 +426,8 @@ def _p(stats: dict[str, Any], timeout: float) -> str:
 
 SETTING_LABELS = {
     "airflow": "Airflow's defaults",
-    "dagfleet": "dagfleet's defaults",
+    "dagfleet": "dagfleet's defaults (the dagfleet bundle)",
+    "dagfleet-plain": "dagfleet's, plain dags folder",
     "dagfleet-list300": "dagfleet's, listing every 300 s",
     "airflow-list10": "Airflow's, listing every 10 s",
 }
@@ -474,6 +475,10 @@ def render_dagproc(dagproc: dict[str, Any] | None) -> list[str]:
         if airflow_cores is not None and dagfleet_cores:
             ratio = airflow_cores / dagfleet_cores
             rows.append([f"{n:,}", "ratio defaults / dagfleet", "", f"{ratio:.0f}x", "", "", "", "", ""])
+        plain_cores = runs.get("dagfleet-plain", {}).get("steady_cores")
+        if plain_cores is not None and dagfleet_cores:  # issue #30: the same run, so the ratio holds on a busy machine
+            ratio = plain_cores / dagfleet_cores
+            rows.append([f"{n:,}", "ratio plain folder / bundle", "", f"{ratio:.1f}x", "", "", "", "", ""])
     out += _table(
         [
             "workflows",

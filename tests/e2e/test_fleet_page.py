@@ -115,6 +115,14 @@ def _sync(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     )
 
 
+def _status_json(env: dict[str, str]) -> dict[str, Any]:
+    """`dagfleet status --json` on the dags folder the api-server reads."""
+    cli = subprocess.run(
+        [str(BIN / "dagfleet"), "status", "--json"], env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+    return json.loads(cli.stdout)
+
+
 def _login_and_open_the_page(driver: Any, url: str) -> dict[str, list[str]]:
     """Log in through Airflow's UI, open Browse -> Fleet; the rows of its table by workflow."""
     from selenium.webdriver.common.by import By
@@ -169,7 +177,9 @@ def test_fleet_page_from_a_watch_sidecars_status_url(
         rows = _login_and_open_the_page(chromium_driver, url)
         assert set(rows) == {"remote", "bad"}
         assert rows["remote"][1:4] == ["synced", "demo", "config API"]
-        assert rows["bad"][1] == "rejected" and "tags" in rows["bad"][5]
+        assert rows["bad"][1] == "rejected" and "tags" in rows["bad"][6]
+        served = requests.get(f"http://127.0.0.1:{STATUS_PORT}/status.json", timeout=5).json()
+        assert rows["remote"][5] == served["fleet_version"] != "-"  # each workflow's version, through the URL
         assert not (Path(env["AIRFLOW__CORE__DAGS_FOLDER"]) / ".dagfleet").exists()  # not from the local folder
     finally:
         watch.terminate()
@@ -201,6 +211,7 @@ def test_fleet_page_in_airflows_ui(
     api = config_api_factory({"good": {"tags": ["t"]}, "broken": {}, "gone": {}}, api_key=KEY)
     sync_env = {**env, "DAGFLEET_API_URL": api.url, "DAGFLEET_API_KEY": KEY}
     assert _sync(sync_env).returncode == 0
+    first_version = _status_json(env)["fleet_version"]
     api.write({"good": {"tags": ["t"]}, "broken": {"tags": "not-a-list"}, "fresh": {"schedule": 12}})
     assert _sync(sync_env).returncode == 0
 
@@ -212,10 +223,9 @@ def test_fleet_page_in_airflows_ui(
     token = requests.post(f"{url}/auth/token", json={"username": "admin", "password": PASSWORD}, timeout=30)
     bearer = {"Authorization": f"Bearer {token.json()['access_token']}"}
     served = requests.get(f"{url}/dagfleet/status.json", headers=bearer, timeout=30).json()
-    cli = subprocess.run(
-        [str(BIN / "dagfleet"), "status", "--json"], env=env, capture_output=True, text=True, timeout=60, check=False
-    )
-    assert served == json.loads(cli.stdout)
+    assert served == _status_json(env)
+    current = served["fleet_version"]
+    assert current and first_version and current != first_version
 
     driver = chromium_driver
     wait = WebDriverWait(driver, 90)
@@ -234,11 +244,17 @@ def test_fleet_page_in_airflows_ui(
     }
     assert set(rows) == {"good", "broken", "fresh", "gone"}
     assert rows["good"][1:4] == ["synced", "demo", "config API"]  # template from its record
-    assert rows["good"][5] == "-"
+    assert rows["good"][6] == "-"
     assert rows["broken"][1:4] == ["rejected", "demo", "last known good"]
-    assert "'tags'" in rows["broken"][5]
-    assert rows["fresh"][1] == "rejected" and "import error" in rows["fresh"][5]
+    assert "'tags'" in rows["broken"][6]
+    assert rows["fresh"][1] == "rejected" and "import error" in rows["fresh"][6]
     assert rows["gone"][1] == "pruned"
+    # Each workflow's version: the fleet version that first held its DAG file as it is now (a run
+    # created now pins it). Unchanged since the first sync: the first version; new, or removed
+    # (kept unscheduled for DAGFLEET_REMOVED_GRACE): the current one.
+    assert {w: rows[w][5] for w in rows} == {
+        "good": first_version, "broken": first_version, "fresh": current, "gone": current,
+    }  # fmt: skip
 
     # Each workflow with a DAG links to its DAG page in Airflow's UI (the whole window, not the frame).
     link = driver.find_element(By.CSS_SELECTOR, "tr[data-workflow='good'] a")
@@ -249,6 +265,7 @@ def test_fleet_page_in_airflows_ui(
     summary = driver.find_element(By.ID, "summary").text
     assert summary.startswith("Not healthy: 3 generated DAG(s)")  # good, broken (kept), fresh (import error)
     assert "Last sync:" in summary and "Last success:" in summary
+    assert f"Fleet version: {current}" in summary
 
     driver.switch_to.default_content()
     SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)

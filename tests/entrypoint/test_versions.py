@@ -218,3 +218,61 @@ def test_a_task_pod_writes_the_runs_version_from_its_pod_override(config_api_fac
     assert (snapshot / "alpha-mydag.py").read_bytes() == store.dag_path("alpha").read_bytes()
     assert FleetStore(snapshot).record("alpha") == record
     assert taskpod.bundle_version(["--json-string", json.dumps({"bundle_info": {"version": "../x"}})]) is None
+
+
+def test_each_workflow_keeps_the_version_that_first_held_its_current_dag_file(
+    config_api_factory: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A workflow's version (status, Fleet page) is the one a run created now pins: Airflow
+    re-parses only a changed file, so an unchanged workflow stays on the version that first held it."""
+    from dagfleet.service.cli import main
+    from dagfleet.sync import fleetstatus
+
+    dags = tmp_path / "dags"
+    api = config_api_factory({"alpha": {"tags": ["one"]}, "beta": {}, "gamma": {"schedule": "@daily"}})
+    _sync(dags, api.url)
+    first = versions.current(dags)
+    assert versions.workflow_versions(dags) == {"alpha": first, "beta": first, "gamma": first}
+
+    api.write({"alpha": {"tags": ["two"]}, "beta": {}, "gamma": {"schedule": "@daily"}})
+    _sync(dags, api.url)
+    second = versions.current(dags)
+    assert versions.workflow_versions(dags) == {"alpha": second, "beta": first, "gamma": first}
+
+    api.write({"alpha": {"tags": ["one"]}, "beta": {}})  # alpha back to its first config; gamma removed
+    _sync(dags, api.url, removed_grace=3600)
+    third = versions.current(dags)
+    assert len({first, second, third}) == 3
+    # alpha's content is its first one again, but a run now pins the version that brought it back
+    assert versions.workflow_versions(dags) == {"alpha": third, "beta": first, "gamma": third}
+
+    status = fleetstatus.load(Settings(dags_folder=dags))
+    assert status.fleet_version == third
+    assert {w.workflow_id: w.version for w in status.workflows} == {"alpha": third, "beta": first, "gamma": third}
+    assert fleetstatus.from_json(status.to_json()) == status  # what a watch's /status.json carries
+    monkeypatch.setenv("DAGFLEET_DAGS_FOLDER", str(dags))
+    assert main(["show", "beta", "--version", str(first)]) == 0  # the version status names is one show takes
+    assert json.loads(capsys.readouterr().out)["config"] == {}
+    assert main(["status"]) in (0, 1)
+    table = capsys.readouterr().out.splitlines()
+    header = next(line for line in table if line.startswith("WORKFLOW"))
+    assert header.split()[5] == "VERSION"
+    beta = next(line for line in table if line.startswith("beta "))
+    assert beta.split()[-2:] == [first, "-"]  # VERSION, then PROBLEM
+
+
+def test_a_version_costs_its_directory_entries_only(config_api_factory: Any, tmp_path: Path) -> None:
+    """docs/parsing.md's disk cost: a snapshot is hard links (no file data of its own) in two
+    folders; their size is the directory entries, about 2 x 40 bytes per workflow on ext4."""
+    n = 400
+    dags = tmp_path / "dags"
+    api = config_api_factory({f"wf{i:05d}": {} for i in range(n)})
+    _sync(dags, api.url)
+    snapshot = versions.version_path(dags, str(versions.current(dags)))
+    files = [p for p in snapshot.rglob("*") if p.is_file()]
+    assert len(files) == 2 * n  # each workflow's DAG file and record
+    assert all(p.stat().st_nlink >= 2 for p in files)  # shared with the live folder: no data of its own
+    folders = [snapshot, *(p for p in snapshot.rglob("*") if p.is_dir())]
+    allocated = sum(p.stat().st_blocks * 512 for p in folders)
+    print(f"version of {n} workflows: {allocated} bytes of directories ({allocated / n:.0f} per workflow)")
+    assert allocated <= n * 2 * 64 + len(folders) * 4096  # the derivation's ~80 B per workflow, with slack

@@ -120,6 +120,29 @@ class Kubelet:
         """A Secret the user creates beside the release (e.g. an existing one the values name)."""
         self.secrets[name] = {k: v.encode() for k, v in data.items()}
 
+    def add_config_map(self, name: str, data: dict[str, str]) -> None:
+        """A ConfigMap the user creates beside the release (e.g. the one `templates.configMap` names)."""
+        self.config_maps[name] = {k: v.encode() for k, v in data.items()}
+
+    def update_config_map(self, name: str, data: dict[str, str]) -> None:
+        """`kubectl edit configmap` and every kubelet after it: the new data in each started pod's
+        configMap volume of `name`, each file replaced whole (written aside, then renamed in; a real
+        kubelet swaps the whole folder at once, within about a minute)."""
+        self.add_config_map(name, data)
+        for pod in self.pods.values():
+            gid = int((pod.spec.get("securityContext") or {}).get("fsGroup", 0))
+            for volume in pod.spec.get("volumes") or []:
+                source = volume.get("configMap") or {}
+                if source.get("name") != name:
+                    continue
+                path = self.workdir / pod.name / "volumes" / volume["name"]
+                aside = path.with_name(f".{volume['name']}.update")
+                shutil.rmtree(aside, ignore_errors=True)
+                self._files(aside, self.config_maps[name], source.get("items"), source.get("defaultMode", 0o644), gid)
+                for written in sorted(p for p in aside.rglob("*") if p.is_file()):
+                    written.replace(path / written.relative_to(aside))
+                shutil.rmtree(aside)
+
     def one(self, kind: str, name: str) -> dict:
         (doc,) = [d for d in self.docs if d["kind"] == kind and d["metadata"]["name"] == name]
         return doc

@@ -7,6 +7,7 @@ on `values/common.yaml` and the locally built images.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import tempfile
@@ -18,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from kubelet import Kubelet, docker, helm_template
+from kubelet import REPO, Kubelet, docker, helm_template
 
 from support.wait import wait_until
 
@@ -27,6 +28,34 @@ IMAGE = os.environ.get("DAGFLEET_TEST_IMAGE", "dagfleet:dev")
 SERVICES_IMAGE = os.environ.get("HARNESS_SERVICES_IMAGE", "dagfleet-harness-services:bookworm")
 READY_TIMEOUT = 900
 RUN_TIMEOUT = 900
+
+
+FLEET = HERE / "fleet"  # the harness's own workflows and templates, served beside the example workflows
+TEMPLATES_CONFIG_MAP = "dagfleet-harness-templates"  # created beside the release, as a user would
+# DAGFLEET_HARNESS_PREFIX: the start of every container and network name (several harness runs on one engine)
+PREFIX = os.environ.get("DAGFLEET_HARNESS_PREFIX", "dfh")
+# DAGFLEET_HARNESS_VALUES: more values files (os.pathsep-separated) layered on every scenario, last
+EXTRA_VALUES = [Path(p) for p in os.environ.get("DAGFLEET_HARNESS_VALUES", "").split(os.pathsep) if p]
+
+
+def fleet_values(workdir: Path) -> Path:
+    """The config API serves the example workflows plus fleet/workflows.yaml from its ConfigMap
+    (`referenceConfigApi.workflows`: edits reach it like `kubectl edit configmap`), and every
+    syncing pod mounts the templates ConfigMap (`templates.configMap`, see `template_files`)."""
+    examples = yaml.safe_load((REPO / "examples" / "workflows.yaml").read_text())["workflows"]
+    own = yaml.safe_load((FLEET / "workflows.yaml").read_text())["workflows"]
+    values = {
+        "referenceConfigApi": {"workflows": {**examples, **own}},
+        "templates": {"configMap": TEMPLATES_CONFIG_MAP},
+    }
+    path = workdir / "fleet.yaml"
+    path.write_text(yaml.safe_dump(values))
+    return path
+
+
+def template_files() -> dict[str, str]:
+    """The data of the templates ConfigMap: fleet/templates/<name>.py and <name>.schema.json."""
+    return {p.name: p.read_text() for p in sorted((FLEET / "templates").iterdir()) if p.is_file()}
 
 
 def image_values(workdir: Path) -> Path:
@@ -80,7 +109,8 @@ class Api:
 
 
 class TaskPodRunner(threading.Thread):
-    """A kubelet for the pods the harness executor writes: run each, answer with its exit code."""
+    """A kubelet for the pods the harness executor writes: run each (side by side, each in its own
+    thread, as a cluster would), answer with its exit code."""
 
     def __init__(self, kubelet: Kubelet, outbox: Path) -> None:
         super().__init__(daemon=True)
@@ -90,23 +120,27 @@ class TaskPodRunner(threading.Thread):
         self.ran: dict[str, int] = {}
         self.pods: dict[str, dict] = {}
         self.errors: list[str] = []
+        self.numbers = itertools.count()
 
     def run(self) -> None:
         while not self.stop.is_set():
             for path in sorted(self.outbox.glob("*.json")):
                 pod = json.loads(path.read_text())
-                name = pod["metadata"]["name"]
                 path.unlink()
-                self.pods[name] = pod
-                try:
-                    started = self.kubelet.start_pod(f"task-{len(self.ran)}", pod)
-                    code = docker("wait", started.started[-1], timeout=RUN_TIMEOUT).stdout.strip()
-                except Exception as err:  # noqa: BLE001 - reported by the test
-                    self.errors.append(f"{name}: {err}")
-                    code = "1"
-                self.ran[name] = int(code)
-                (self.outbox / f"{name}.exit").write_text(code)
+                self.pods[pod["metadata"]["name"]] = pod
+                threading.Thread(target=self.run_pod, args=(pod, next(self.numbers)), daemon=True).start()
             self.stop.wait(2)
+
+    def run_pod(self, pod: dict, number: int) -> None:
+        name = pod["metadata"]["name"]
+        try:
+            started = self.kubelet.start_pod(f"task-{number}", pod)
+            code = docker("wait", started.started[-1], timeout=RUN_TIMEOUT).stdout.strip()
+        except Exception as err:  # noqa: BLE001 - reported by the test
+            self.errors.append(f"{name}: {err}")
+            code = "1"
+        self.ran[name] = int(code)
+        (self.outbox / f"{name}.exit").write_text(code)
 
 
 @dataclass
@@ -134,8 +168,9 @@ def render(scenario: str) -> Release:
     workdir.chmod(0o755)
     own = HERE / "values" / f"{scenario}.yaml"
     executor = (yaml.safe_load(own.read_text()) or {}).get("executor", "LocalExecutor")
-    values = [HERE / "values" / "common.yaml", own, image_values(workdir)]
-    kubelet = Kubelet(helm_template(values), workdir / "pods", prefix=f"dfh-{scenario}")
+    values = [HERE / "values" / "common.yaml", own, image_values(workdir), fleet_values(workdir), *EXTRA_VALUES]
+    kubelet = Kubelet(helm_template(values), workdir / "pods", prefix=f"{PREFIX}-{scenario}")
+    kubelet.add_config_map(TEMPLATES_CONFIG_MAP, template_files())
     return Release(scenario, kubelet, workdir, executor)
 
 

@@ -44,6 +44,8 @@ HISTORY = "history.json"
 REMOVED = "removed.json"
 # The history row of a tree no bundle serves any more (not a version: never a snapshot's name).
 RETIRED = "retired"
+WORKFLOWS = "workflows.json"  # each workflow's version (workflow_versions)
+REMOVED_DIGEST = "removed"  # a removed workflow kept unscheduled: its version is the one that unscheduled it
 REMOVED_MARK = b"# dagfleet: removed from the config API; kept unscheduled while its active runs finish\n"
 IGNORE_FILE = ".airflowignore"
 VERSION_RE = re.compile(r"[0-9a-f]{20}")
@@ -90,10 +92,9 @@ def current(dags: Path, bundle: str = shards.BUNDLE_NAME) -> str | None:
     return text if VERSION_RE.fullmatch(text) else None
 
 
-def fleet_digest(store: FleetStore, manifest: dict[str, str], removed: Iterable[str] = ()) -> str:
-    """The version of the generated DAG files as they are now (names and contents), plus the
-    removed workflows still kept for their active runs."""
-    outer = hashlib.sha256()
+def file_digests(store: FleetStore, manifest: dict[str, str]) -> dict[str, str]:
+    """File name -> content digest of every generated DAG file that exists (reads each file once)."""
+    digests = {}
     folder = os.fspath(store.dags)
     for name in sorted(manifest):
         try:
@@ -101,7 +102,19 @@ def fleet_digest(store: FleetStore, manifest: dict[str, str], removed: Iterable[
                 data = handle.read()
         except FileNotFoundError:
             continue
-        outer.update(f"{name}\0{hashlib.sha256(data).hexdigest()}\n".encode())
+        digests[name] = hashlib.sha256(data).hexdigest()
+    return digests
+
+
+def fleet_digest(
+    store: FleetStore, manifest: dict[str, str], removed: Iterable[str] = (), digests: dict[str, str] | None = None
+) -> str:
+    """The version of the generated DAG files as they are now (names and contents), plus the
+    removed workflows still kept for their active runs."""
+    digests = file_digests(store, manifest) if digests is None else digests
+    outer = hashlib.sha256()
+    for name in sorted(digests):
+        outer.update(f"{name}\0{digests[name]}\n".encode())
     for workflow_id in sorted(removed):
         outer.update(f"removed\0{workflow_id}\n".encode())
     return outer.hexdigest()[:20]
@@ -125,10 +138,12 @@ def publish(
     atomic_write(top / IGNORE_FILE, b"*\n", tmp_dir=store.tmp)
     live = set(manifest.values()) if live is None else live
     removed = _still_removed(store.dags, live, removed_grace, time.time(), bundle)
-    version = fleet_digest(store, manifest, removed)
+    digests = file_digests(store, manifest)
+    version = fleet_digest(store, manifest, removed, digests)
     target = root / version
     if not target.is_dir():
         _build(store, manifest, target, removed, bundle)
+    _record_workflow_versions(root, version, {manifest[n]: d for n, d in digests.items()}, removed, store.tmp)
     if current(store.dags, bundle) != version:
         atomic_write(root / POINTER, f"{version}\n".encode(), tmp_dir=store.tmp)
         _remember(root, version)
@@ -187,6 +202,38 @@ def _build(store: FleetStore, manifest: dict[str, str], target: Path, removed: d
         shutil.rmtree(staging, ignore_errors=True)
         if not target.is_dir():
             raise
+
+
+# -- each workflow's version: the fleet version that first held its current DAG file ---------------
+def _record_workflow_versions(
+    root: Path, version: str, digests: dict[str, str], removed: dict[str, float], tmp: Path
+) -> None:
+    """workflow ID -> {version, digest} for every workflow of ``version``: a workflow whose DAG file
+    is unchanged keeps the version it had, a changed (or newly removed) one gets ``version``."""
+    before = _workflow_rows(root)
+    rows: dict[str, dict[str, str]] = {}
+    for workflow_id, digest in [*digests.items(), *((w, REMOVED_DIGEST) for w in removed)]:
+        old = before.get(workflow_id, {})
+        kept = old.get("digest") == digest and VERSION_RE.fullmatch(str(old.get("version")))
+        rows[workflow_id] = {"version": str(old["version"]) if kept else version, "digest": digest}
+    atomic_write_json(root / WORKFLOWS, {"workflows": rows}, tmp)
+
+
+def _workflow_rows(root: Path) -> dict[str, dict[str, Any]]:
+    data = read_json(root / WORKFLOWS, {})
+    rows = data.get("workflows", {}) if isinstance(data, dict) else {}
+    return {str(k): v for k, v in rows.items() if isinstance(v, dict)} if isinstance(rows, dict) else {}
+
+
+def workflow_versions(dags: Path, count: int = 1) -> dict[str, str]:
+    """workflow ID -> the version (of its shard's bundle, with ``count`` shards) that first held its
+    current DAG file: the version a run of it created now pins (Airflow re-parses only a changed
+    file), and what ``dagfleet show --version`` takes. Workflows of the current versions only;
+    empty before the first publish."""
+    rows: dict[str, dict[str, Any]] = {}
+    for bundle in shards.bundle_names(count):
+        rows.update(_workflow_rows(versions_dir(dags, bundle)))
+    return {k: str(v["version"]) for k, v in rows.items() if VERSION_RE.fullmatch(str(v.get("version")))}
 
 
 # -- removed workflows: kept, unscheduled, while their active runs finish -------------------------

@@ -334,7 +334,7 @@ def format_status(status: FleetStatus, now: float, version_line: str | None = No
         *([version_line] if version_line else []),
     ]
     lines += [f"problem: {p}" for p in status.problems]
-    header = ("WORKFLOW", "STATE", "TEMPLATE", "SOURCE", "STORED", "PROBLEM")
+    header = ("WORKFLOW", "STATE", "TEMPLATE", "SOURCE", "STORED", "VERSION", "PROBLEM")
     rows = [
         (
             w.workflow_id,
@@ -342,6 +342,7 @@ def format_status(status: FleetStatus, now: float, version_line: str | None = No
             w.template,
             w.source,
             datetime.fromtimestamp(w.stored_at, tz=UTC).strftime("%Y-%m-%d %H:%M:%S") if w.stored_at else "-",
+            w.version or "-",
             w.problem or "-",
         )
         for w in status.workflows

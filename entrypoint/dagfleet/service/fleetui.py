@@ -69,7 +69,7 @@ th { background: #f7fafc; }
 .state-rejected, .state-not_created { color: #c53030; }
 .state-kept_last_known_good, .state-unknown { color: #b7791f; }
 .state-pruned { color: #718096; }
-.problem { font-family: ui-monospace, monospace; font-size: .8rem; }
+.problem, .version { font-family: ui-monospace, monospace; font-size: .8rem; }
 """
 
 
@@ -137,6 +137,7 @@ def _summary_html(status: fleetstatus.FleetStatus, now: float) -> list[str]:
         f"{sum(1 for w in status.workflows if w.dag_file)} generated DAG(s); {e(counts)}</p>",
         f"<p>Last sync: {e(_when(status.attempted_at, now))}: {e(status.summary)}</p>",
         f"<p>Last success: {e(_when(status.last_success, now))}</p>",
+        f'<p id="fleet-version">Fleet version: {e(status.fleet_version or "none published yet")}</p>',
         *(f'<p class="problem">Problem: {e(p)}</p>' for p in status.problems),
         *_shards_html(status),
     ]
@@ -164,7 +165,7 @@ def _row_html(w: fleetstatus.WorkflowStatus) -> str:
         f'<tr data-workflow="{e(w.workflow_id)}"><td>{name}</td>'
         f'<td class="state state-{e(w.state)}">{e(STATE_LABELS.get(w.state, w.state))}</td>'
         f"<td>{e(w.template)}</td><td>{e(w.source)}</td><td>{e(stored)}</td>"
-        f'<td class="problem">{e(w.problem or "-")}</td></tr>'
+        f'<td class="version">{e(w.version or "-")}</td><td class="problem">{e(w.problem or "-")}</td></tr>'
     )
 
 
@@ -172,7 +173,7 @@ def render_page(status: fleetstatus.FleetStatus, now: float) -> str:
     """The page: the sync summary on top, then one row per workflow with a link to its DAG."""
     summary = _summary_html(status, now)
     rows = [_row_html(w) for w in status.workflows]
-    body = "\n".join(rows) or '<tr><td colspan="6">No workflows recorded yet.</td></tr>'
+    body = "\n".join(rows) or '<tr><td colspan="7">No workflows recorded yet.</td></tr>'
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>dagfleet: Fleet</title><style>{_STYLE}</style></head>
 <body>
@@ -182,6 +183,7 @@ def render_page(status: fleetstatus.FleetStatus, now: float) -> str:
 </div>
 <table id="fleet">
 <thead><tr><th>Workflow</th><th>State</th><th>Template</th><th>Source</th><th>Stored (UTC)</th>
+<th title="the fleet version a run created now pins (dagfleet show WORKFLOW --version V)">Version</th>
 <th>Problem</th></tr></thead>
 <tbody>
 {body}

@@ -55,6 +55,8 @@ class WorkflowStatus:
     stored_at: float | None = None  # when its record (config, template) was last stored
     problem: str | None = None
     dag_file: str | None = None  # the generated file, when there is one
+    # the fleet version that first held its current DAG file: what a run created now pins (dagfleet show --version)
+    version: str | None = None
 
     @property
     def has_dag(self) -> bool:
@@ -77,6 +79,7 @@ class FleetStatus:
     unlisted_rejected: int = 0
     # One row per DAG bundle (shard, DAGFLEET_SHARDS): {"bundle", "version", "kept", "workflows"}.
     shards: list[dict[str, Any]] = field(default_factory=list)
+    fleet_version: str | None = None  # the current version of the dagfleet bundle; None before the first publish
 
     def counts(self) -> dict[str, int]:
         counts = {str(s): 0 for s in METRIC_STATES}
@@ -174,6 +177,10 @@ def _number(value: Any) -> float | None:
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
+def _version(value: Any) -> str | None:
+    return value if isinstance(value, str) and versions.VERSION_RE.fullmatch(value) else None
+
+
 def _count(value: Any) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
 
@@ -195,6 +202,7 @@ def from_json(data: dict[str, Any]) -> FleetStatus:
             stored_at=_number(w.get("stored_at")),
             problem=w["problem"] if isinstance(w.get("problem"), str) else None,
             dag_file=w["dag_file"] if isinstance(w.get("dag_file"), str) else None,
+            version=_version(w.get("version")),
         )
         for w in data["workflows"]
     ]
@@ -209,6 +217,7 @@ def from_json(data: dict[str, Any]) -> FleetStatus:
         workflows=workflows,
         unlisted_rejected=_count(data.get("unlisted_rejected")),
         shards=_shard_rows(data.get("shards")),
+        fleet_version=_version(data.get("fleet_version")),
     )
 
 
@@ -228,8 +237,11 @@ def _shard_rows(rows: Any) -> list[dict[str, Any]]:
     ]
 
 
-def _stored_status(store: FleetStore, workflow_id: str, entry: Any, dag_file: str | None) -> WorkflowStatus:
-    """One workflow from its entry in status.json (anything but a dict: nothing recorded) and its record."""
+def _stored_status(
+    store: FleetStore, workflow_id: str, entry: Any, dag_file: str | None, version: str | None = None
+) -> WorkflowStatus:
+    """One workflow from its entry in status.json (anything but a dict: nothing recorded), its
+    record and its version."""
     entry = entry if isinstance(entry, dict) else {}
     try:
         state = State(entry.get("state", State.UNKNOWN))
@@ -248,6 +260,7 @@ def _stored_status(store: FleetStore, workflow_id: str, entry: Any, dag_file: st
         stored_at=record.stored_at if record is not None else None,
         problem=problem if isinstance(problem, str) else None,
         dag_file=dag_file,
+        version=version,
     )
 
 
@@ -266,8 +279,9 @@ def load(settings: Settings) -> FleetStatus:
     data = data if data.get("version") == STATUS_VERSION else {}
     recorded = data.get("workflows") if isinstance(data.get("workflows"), dict) else {}
     files = _manifest_ids(store)
+    own = versions.workflow_versions(store.dags, settings.shards)
     workflows = [
-        _stored_status(store, workflow_id, recorded.get(workflow_id), files.get(workflow_id))
+        _stored_status(store, workflow_id, recorded.get(workflow_id), files.get(workflow_id), own.get(workflow_id))
         for workflow_id in sorted(set(recorded) | set(files))
     ]
     problems = data.get("problems")
@@ -282,4 +296,5 @@ def load(settings: Settings) -> FleetStatus:
         workflows=workflows,
         unlisted_rejected=_count(data.get("unlisted_rejected")),
         shards=versions.shard_rows(store.dags, settings.shards, files),
+        fleet_version=versions.current(store.dags),
     )
