@@ -18,10 +18,12 @@ export HARNESS_SERVICES_IMAGE
 # Mutation testing of the core with mutmut (issue #27): scripts/mutation.py stages each module in
 # .run/mutation/<module>/ (mutmut wants src/<package>), has mutmut write the mutants there and runs
 # each against the tests that run its function (one coverage run says which), and prints the
-# killed/survived counts per module. MUTATION_MINUTES bounds each module's run (it resumes next time).
+# killed/survived counts per module. MUTATION_MINUTES bounds each module's run (it resumes next time);
+# MUTATION_TESTS=K runs only the K fastest of each mutant's tests (a survivor then says so).
 # Results: .run/mutation/<module>.results.txt; the last figures and every survivor: docs/mutation.md.
 MUTATION_MODULES ?= fleet.workflow_ids sync.plan fleet.store api.client fleet.config sync.apply
 MUTATION_MINUTES ?= inf
+MUTATION_TESTS ?=
 
 ##@ Testing
 
@@ -74,5 +76,6 @@ harness: venv tools harness-images ## Run the chart like a cluster: LocalExecuto
 
 .PHONY: mutation
 mutation: venv ## Mutation-test the core modules with mutmut, niced (MUTATION_MODULES=..., MUTATION_MINUTES=per module)
-	nice -n 19 $(BIN)/python scripts/mutation.py run --minutes $(MUTATION_MINUTES) $(MUTATION_MODULES)
+	nice -n 19 $(BIN)/python scripts/mutation.py run --minutes $(MUTATION_MINUTES) \
+	  $(if $(MUTATION_TESTS),--tests $(MUTATION_TESTS)) $(MUTATION_MODULES)
 	$(BIN)/python scripts/mutation.py summary
