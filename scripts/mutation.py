@@ -20,9 +20,9 @@ module's source is unchanged.
 says how many of its tests it ran (``recheck`` runs them all).
 
 Usage: ``python scripts/mutation.py run [--minutes N] [--tests K] MODULE...``, then ``summary`` (the figures),
-``survivors MODULE`` (each surviving mutant as a diff) and, after adding tests, ``recheck MODULE``
-(the survivors run again, against the module's whole subset as the tests are now:
-``killed-by-new-test``).
+``survivors MODULE`` (each surviving mutant as a diff) and, after adding tests, ``recheck MODULE
+[--mutant M] [--test T]`` (the mutants not killed run again, against the module's whole subset or
+the named tests as they are now: ``killed-on-recheck``).
 """
 
 from __future__ import annotations
@@ -68,7 +68,7 @@ MODULES = {
 }  # fmt: skip
 FUZZ = "tests/fuzz"
 PYTEST = ["-p", "no:cacheprovider", "-m", "not helm and not docker"]
-KILLED = ("killed", "killed-by-new-test")
+KILLED = ("killed", "killed-by-new-test", "killed-on-recheck")
 
 
 def _tests(module: str) -> list[str]:
@@ -356,18 +356,20 @@ def summary() -> int:
     return 0
 
 
-def recheck(module: str) -> int:
-    """Run the mutants the last run did not kill again, against the module's whole subset with the
-    tests as they are now (after new tests): ``killed-by-new-test``, or ``survived`` / ``timeout``."""
+def recheck(module: str, mutants: list[str] | None = None, tests: list[str] | None = None) -> int:
+    """Run again, with the tests as they are now (after new tests), the named mutants (default:
+    every one the last run did not kill) against the named tests (default: the module's whole
+    subset): ``killed-on-recheck`` (the killing test named), or ``survived`` / ``timeout``."""
     where = STAGES / module
     shutil.rmtree(where / "mutants" / "tests")
     shutil.copytree(REPO / "tests", where / "mutants" / "tests", ignore=_pycache)
     lines = (STAGES / f"{module}.results.txt").read_text(encoding="utf-8").splitlines()
     results = Results(module, lines[0].split()[3], int(lines[0].rpartition(" ")[2]))
     for name, value in list(results.done.items()):
-        if value.partition(" ")[0] in ("survived", "no-tests", "timeout"):
-            status, killer = verdict(where, _env(where), name, _tests(module), MUTANT_TIMEOUT)
-            results.record(name, "killed-by-new-test" if status == "killed" else status, killer)
+        if (name not in mutants) if mutants else (value.partition(" ")[0] in KILLED):
+            continue
+        status, killer = verdict(where, _env(where), name, tests or _tests(module), MUTANT_TIMEOUT)
+        results.record(name, "killed-on-recheck" if status == "killed" else status, killer)
     print(f"{module}: {_line(results.path)}", flush=True)
     return 0
 
@@ -378,7 +380,7 @@ def survivors(module: str) -> None:
     mutmut = Path(sys.executable).with_name("mutmut")
     for line in (STAGES / f"{module}.results.txt").read_text(encoding="utf-8").splitlines()[1:]:
         name, value = _entry(line)
-        if value.partition(" ")[0] in ("survived", "no-tests"):
+        if value.partition(" ")[0] in ("survived", "no-tests", "timeout"):
             print(f"# {name}: {value}", flush=True)
             subprocess.run([str(mutmut), "show", name], cwd=where, check=False)  # noqa: S603
 
@@ -392,12 +394,15 @@ def main(argv: list[str] | None = None) -> int:
     runner.add_argument("modules", nargs="+", choices=sorted(MODULES))
     sub.add_parser("summary")
     sub.add_parser("survivors").add_argument("module", choices=sorted(MODULES))
-    sub.add_parser("recheck").add_argument("module", choices=sorted(MODULES))
+    again = sub.add_parser("recheck")
+    again.add_argument("module", choices=sorted(MODULES))
+    again.add_argument("--mutant", action="append", help="this mutant only (repeatable; default: every one not killed)")
+    again.add_argument("--test", action="append", help="against this test only (repeatable; default: the subset)")
     args = parser.parse_args(argv)
     if args.command == "summary":
         return summary()
     if args.command == "recheck":
-        return recheck(args.module)
+        return recheck(args.module, args.mutant, args.test)
     if args.command == "survivors":
         survivors(args.module)
         return 0
