@@ -218,3 +218,12 @@ def test_model_is_frozen() -> None:
     config = WorkflowConfig()
     with pytest.raises(ValueError, match="frozen"):
         config.catchup = True  # type: ignore[misc]
+
+
+def test_a_long_bad_value_is_quoted_cut_at_60_characters() -> None:
+    """A line quotes at most 60 characters of the value (escaped), then its size."""
+    value = "a b" + "c" * 97
+    assert _error({"pool": value}) == (
+        f"workflow 'acme': config field 'pool': {ascii(value)[:60]}... (102 bytes) is not a valid pool name "
+        "(letters, digits, '_', '.', '-'; at most 256); fix it in the config API"
+    )
