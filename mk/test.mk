@@ -4,19 +4,26 @@
 
 # Property-based fuzzing of the sync (issues #13, #27). `make test` runs the same suite bounded:
 # DAGFLEET_FUZZ_EXAMPLES=200 derandomized examples (the same ones every run, ~40 s). This target
-# runs many more random ones; FUZZ_RUNS repeats it (each run draws new examples).
+# runs many more random ones; FUZZ_RUNS repeats it (each run draws new examples: run N uses
+# Hypothesis seed FUZZ_SEED+N, so a failing run is replayed with the seed it printed). Each run's
+# seed, result and time: one line in .run/fuzz-runs.log.
 FUZZ_EXAMPLES ?= 1000
 FUZZ_RUNS ?= 1
+FUZZ_SEED ?= $(shell date +%s)
 
 # The chart harness: the rendered chart's pods under Docker, like a kubelet.
 HARNESS_SERVICES_IMAGE ?= dagfleet-harness-services:bookworm
 export HARNESS_SERVICES_IMAGE
 
 # Mutation testing of the core with mutmut (issue #27): scripts/mutation.py stages each module in
-# .run/mutation/<module>/ (mutmut wants src/<package>), has mutmut write the mutants there and runs each against the module's fast
-# test subset plus a small derandomized fuzz, and prints the killed/survived counts per module.
+# .run/mutation/<module>/ (mutmut wants src/<package>), has mutmut write the mutants there and runs
+# each against the tests that run its function (one coverage run says which), and prints the
+# killed/survived counts per module. MUTATION_MINUTES bounds each module's run (it resumes next time);
+# MUTATION_TESTS=K runs only the K fastest of each mutant's tests (a survivor then says so).
 # Results: .run/mutation/<module>.results.txt; the last figures and every survivor: docs/mutation.md.
 MUTATION_MODULES ?= fleet.workflow_ids sync.plan fleet.store api.client fleet.config sync.apply
+MUTATION_MINUTES ?= inf
+MUTATION_TESTS ?=
 
 ##@ Testing
 
@@ -43,11 +50,16 @@ image-test: venv ## Build the image and run its smoke tests (tests/image)
 ##@ Fuzzing
 
 .PHONY: fuzz
-fuzz: venv ## Fuzz `dagfleet sync` with hostile config API answers (FUZZ_EXAMPLES=1000 random, FUZZ_RUNS=1)
+fuzz: venv ## Fuzz `dagfleet sync` with hostile config API answers (FUZZ_EXAMPLES=1000 random, FUZZ_RUNS=1, FUZZ_SEED=now)
+	mkdir -p .run
 	for run in $$(seq $(FUZZ_RUNS)); do \
-	  echo "fuzz run $$run of $(FUZZ_RUNS)"; \
+	  seed=$$(( $(FUZZ_SEED) + run )); started=$$(date +%s); result=pass; \
+	  echo "fuzz run $$run of $(FUZZ_RUNS), seed $$seed"; \
 	  DAGFLEET_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) DAGFLEET_FUZZ_DERANDOMIZE=false \
-	    $(BIN)/pytest tests/fuzz -q -p no:cacheprovider $(PYTEST_ARGS) || exit 1; \
+	    $(BIN)/pytest tests/fuzz -q -p no:cacheprovider --hypothesis-seed=$$seed $(PYTEST_ARGS) || result=fail; \
+	  echo "$$(date -u +%FT%TZ) run $$run of $(FUZZ_RUNS) seed $$seed examples $(FUZZ_EXAMPLES): $$result in $$(( $$(date +%s) - started )) s" \
+	    | tee -a .run/fuzz-runs.log; \
+	  [ $$result = pass ] || exit 1; \
 	done
 
 ##@ Chart harness
@@ -63,6 +75,7 @@ harness: venv tools harness-images ## Run the chart like a cluster: LocalExecuto
 ##@ Mutation testing
 
 .PHONY: mutation
-mutation: venv ## Mutation-test the core modules with mutmut, niced (MUTATION_MODULES=...)
-	nice -n 19 $(BIN)/python scripts/mutation.py run $(MUTATION_MODULES)
+mutation: venv ## Mutation-test the core modules with mutmut, niced (MUTATION_MODULES=..., MUTATION_MINUTES=per module)
+	nice -n 19 $(BIN)/python scripts/mutation.py run --minutes $(MUTATION_MINUTES) \
+	  $(if $(MUTATION_TESTS),--tests $(MUTATION_TESTS)) $(MUTATION_MODULES)
 	$(BIN)/python scripts/mutation.py summary

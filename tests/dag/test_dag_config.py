@@ -218,3 +218,25 @@ def test_model_is_frozen() -> None:
     config = WorkflowConfig()
     with pytest.raises(ValueError, match="frozen"):
         config.catchup = True  # type: ignore[misc]
+
+
+def test_a_long_bad_value_is_quoted_cut_at_60_characters() -> None:
+    """A line quotes at most 60 characters of the value (escaped), then its size."""
+    value = "a b" + "c" * 97
+    assert _error({"pool": value}) == (
+        f"workflow 'acme': config field 'pool': {ascii(value)[:60]}... (102 bytes) is not a valid pool name "
+        "(letters, digits, '_', '.', '-'; at most 256); fix it in the config API"
+    )
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        ({"days": 10**12}, "{'days': 1000000000000} is too long a duration (at most 999999999 days)"),
+        (True, "expected a duration: seconds, {'minutes': 30}-style object or ISO 8601 like 'PT30M', got a boolean"),
+    ],
+)
+def test_a_duration_beyond_timedelta_or_a_boolean_says_which(value: Any, problem: str) -> None:
+    assert _error({"dagrun_timeout": value}) == (
+        f"workflow 'acme': config field 'dagrun_timeout': {problem}; fix it in the config API"
+    )

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from dagfleet.api.client import ConfigClient, _retry_after, config_path, parse_list
+from dagfleet.api.client import ConfigClient, _retry_after, config_path, parse_list, parse_list_body
 from dagfleet.api.retry import retry_policy
 from dagfleet.fleet.errors import ConfigApiError
 from support.net import free_port as _free_port
@@ -71,3 +71,13 @@ def test_wrong_key_is_not_retried(config_api_factory: Any) -> None:
     no_key = ConfigClient(api.url, None, retrying=retry_policy(1))
     with pytest.raises(ConfigApiError, match="no API key was sent"):
         no_key.list_workflows()
+
+
+def test_a_malformed_list_is_named_with_the_byte_where_it_breaks() -> None:
+    """The line says what broke and where, so the config team can find it in its own output."""
+    with pytest.raises(ConfigApiError) as caught:
+        parse_list_body(b'["alpha", }')
+    assert str(caught.value) == (
+        "config API sent malformed JSON for the workflow list (JSONDecodeError at byte 10): "
+        "fix the config service's output"
+    )

@@ -38,3 +38,24 @@ def test_a_manifest_that_is_not_one_lists_nothing(tmp_path: Path, text: str) -> 
     (tmp_path / ".dagfleet").mkdir()
     (tmp_path / ".dagfleet" / "manifest.json").write_text(text)
     assert FleetStore(tmp_path).manifest() == {}
+
+
+@pytest.mark.parametrize("left", ["dag", "record"])
+def test_pruning_a_half_removed_workflow_removes_what_is_left(tmp_path: Path, left: str) -> None:
+    """A sync stopped between the two unlinks of a prune leaves one half: the next prune removes it."""
+    store = FleetStore(tmp_path)
+    if left == "dag":
+        store.write_dag("acme", b"x = 1\n")
+    else:
+        store.write_record(Record("acme", {}, "demo", stored_at=0.0))
+    store.remove("acme-mydag.py", "acme")
+    assert not store.dag_path("acme").exists() and not store.record_path("acme").exists()
+
+
+def test_removing_a_record_removes_that_workflows_record_alone(tmp_path: Path) -> None:
+    store = FleetStore(tmp_path)
+    for workflow_id in ("acme", "globex"):
+        store.write_record(Record(workflow_id, {}, "demo", stored_at=0.0))
+    store.remove_record("acme")
+    store.remove_record("acme")  # already gone: nothing to do
+    assert (store.record("acme"), store.record("globex")) == (None, Record("globex", {}, "demo", stored_at=0.0))

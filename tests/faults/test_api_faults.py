@@ -666,7 +666,10 @@ def test_watch_survives_an_api_that_is_down_at_start_and_flaps(
         assert proc.poll() is None, "watch died while the API was down"
         assert dag_files(sandbox.dags) == []
         api.start()
-        _wait_for(lambda: dag_files(sandbox.dags) == ["alpha-mydag.py", "beta-mydag.py"])
+        # The whole sync, not only its DAG files: it publishes a version after them (a snapshot
+        # taken in between saw the version's files appear "during" the next, failing, sync).
+        _wait_for(lambda: FleetStore(sandbox.dags).status().get("outcome") == "synced")
+        assert dag_files(sandbox.dags) == ["alpha-mydag.py", "beta-mydag.py"]
         before = snapshot(sandbox.dags)
         for behaviour in (Behaviour.json({}, 503), Behaviour.raw("[oops"), Behaviour.hang(5), Behaviour.html()):
             api.set("/airflowconfigs", behaviour)

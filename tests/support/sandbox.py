@@ -24,6 +24,10 @@ from dagfleet.fleet.store import SUFFIX, FleetStore
 
 VENV_BIN = Path(sys.executable).parent
 DAGFLEET = str(VENV_BIN / "dagfleet")
+# Passed on from the test's own environment when set: `make mutation` runs the mutant in every
+# `dagfleet` a test starts (mutmut's copy on PYTHONPATH, the mutant's name) and records which test
+# ran which line (scripts/mutation_contexts.py).
+PASSED_ON = ("PYTHONPATH", "MUTANT_UNDER_TEST", "COVERAGE_PROCESS_START", "MUTATION_CONTEXT")
 # What `.dagfleet/` may hold (dagfleet.fleet.store owns the layout).
 STATE_ENTRIES = fleet_store.ENTRIES
 # The parts of `.dagfleet/` a failing sync may change (bookkeeping, not DAGs or records; status.json
@@ -94,6 +98,7 @@ class Sandbox:
             "DAGFLEET_CONNECT_TIMEOUT": "1",
             "DAGFLEET_READ_TIMEOUT": "2",
         }
+        env.update({key: os.environ[key] for key in PASSED_ON if key in os.environ})
         for key, value in overrides.items():
             if value is None:
                 env.pop(key, None)
