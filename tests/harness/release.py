@@ -59,7 +59,7 @@ class Api:
         request.add_header("Content-Type", "application/json")
         if auth:
             request.add_header("Authorization", f"Bearer {self.token}")
-        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
+        with urllib.request.urlopen(request, timeout=120) as response:  # noqa: S310
             return json.loads(response.read() or b"null")
 
     def trigger(self, dag_id: str, conf: dict[str, Any] | None = None) -> str:
