@@ -356,3 +356,77 @@ class Kubelet:
                 docker("rm", "-f", "-v", *names, check=False, timeout=180)
         docker("network", "rm", self.network, check=False)
         shutil.rmtree(self.workdir, ignore_errors=True)
+
+    # ---------- for the Kubernetes API stand-in (tests/harness/kubeapi.py) ----------
+    def remove_pod(self, name: str) -> None:
+        """What a kubelet does when a pod is deleted: its containers stop and go, its folders too."""
+        pod = self.pods.pop(name, None)
+        if pod is None:
+            return
+        if pod.started:
+            docker("rm", "-f", "-v", *reversed(pod.started), check=False, timeout=180)
+        shutil.rmtree(self.workdir / pod.name, ignore_errors=True)
+
+    def missing_reference(self, spec: dict[str, Any]) -> str | None:
+        """Why a kubelet could not start this pod's containers (a Secret, ConfigMap or key it names is missing)."""
+        kinds = {"secret": ("Secret", self.secrets), "configMap": ("ConfigMap", self.config_maps)}
+        refs = []
+        for container in [*(spec.get("initContainers") or []), *spec["containers"]]:
+            for item in container.get("env") or []:
+                ref = item.get("valueFrom") or {}
+                refs += [("secret", r["name"], r["key"]) for r in [ref.get("secretKeyRef")] if r]
+                refs += [("configMap", r["name"], r["key"]) for r in [ref.get("configMapKeyRef")] if r]
+            for source in container.get("envFrom") or []:
+                refs += [("secret", r["name"], None) for r in [source.get("secretRef")] if r]
+                refs += [("configMap", r["name"], None) for r in [source.get("configMapRef")] if r]
+        for volume in spec.get("volumes") or []:
+            for key, source in (("secret", volume.get("secret")), ("configMap", volume.get("configMap"))):
+                if source:
+                    name = source.get("secretName") or source.get("name")
+                    refs += [(key, name, None)] + [(key, name, i["key"]) for i in source.get("items") or []]
+        for key, name, item in refs:
+            kind, objects = kinds[key]
+            if name not in objects:
+                return f'{kind.lower()} "{name}" not found'
+            if item is not None and item not in objects[name]:
+                return f"couldn't find key {item} in {kind} {self.namespace}/{name}"
+        return None
+
+
+def inspect(name: str) -> dict[str, Any] | None:
+    """`docker inspect` of one container, or None when it does not exist (yet, or any more)."""
+    result = docker("inspect", "--type", "container", name, check=False)
+    return json.loads(result.stdout)[0] if result.returncode == 0 else None
+
+
+def _k8s_time(docker_time: str) -> str:
+    return docker_time[:19] + "Z"  # Docker's RFC 3339 with nanoseconds, as Kubernetes' seconds
+
+
+def container_status(container: dict[str, Any], info: dict[str, Any] | None) -> dict[str, Any]:
+    """A containerStatus as a kubelet reports it, from the Docker container's state (None: not created)."""
+    status = {"name": container["name"], "image": container["image"], "imageID": "", "ready": False,
+              "restartCount": 0, "started": False, "state": {"waiting": {"reason": "ContainerCreating"}}}  # fmt: skip
+    if info is None:
+        return status
+    state = info["State"]
+    status.update(imageID=info["Image"], containerID=f"docker://{info['Id']}")
+    if state["Running"]:
+        status.update(ready=True, started=True, state={"running": {"startedAt": _k8s_time(state["StartedAt"])}})
+    elif state["Status"] in ("exited", "dead"):
+        code = int(state["ExitCode"])
+        reason = "OOMKilled" if state.get("OOMKilled") else ("Completed" if code == 0 else "Error")
+        status["state"] = {"terminated": {"exitCode": code, "reason": reason, "containerID": status["containerID"],
+                                          "startedAt": _k8s_time(state["StartedAt"]),
+                                          "finishedAt": _k8s_time(state["FinishedAt"])}}  # fmt: skip
+    return status
+
+
+def pod_phase(statuses: list[dict[str, Any]]) -> str:
+    """The phase of a pod whose restartPolicy is Never, from its main containers' statuses."""
+    states = [s["state"] for s in statuses]
+    if any("running" in s for s in states):
+        return "Running"
+    if states and all("terminated" in s for s in states):
+        return "Succeeded" if all(s["terminated"]["exitCode"] == 0 for s in states) else "Failed"
+    return "Pending"

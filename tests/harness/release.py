@@ -7,11 +7,9 @@ on `values/common.yaml` and the locally built images.
 
 from __future__ import annotations
 
-import itertools
 import json
 import os
 import tempfile
-import threading
 import time
 import urllib.request
 from dataclasses import dataclass, field
@@ -19,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from kubeapi import KubeApi
 from kubelet import REPO, Kubelet, docker, helm_template
 
 from support.wait import wait_until
@@ -88,7 +87,7 @@ class Api:
         request.add_header("Content-Type", "application/json")
         if auth:
             request.add_header("Authorization", f"Bearer {self.token}")
-        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
+        with urllib.request.urlopen(request, timeout=120) as response:  # noqa: S310
             return json.loads(response.read() or b"null")
 
     def trigger(self, dag_id: str, conf: dict[str, Any] | None = None) -> str:
@@ -108,58 +107,35 @@ class Api:
         return self.call("GET", f"{run_path}/taskInstances?limit=100")["task_instances"]
 
 
-class TaskPodRunner(threading.Thread):
-    """A kubelet for the pods the harness executor writes: run each (side by side, each in its own
-    thread, as a cluster would), answer with its exit code."""
-
-    def __init__(self, kubelet: Kubelet, outbox: Path) -> None:
-        super().__init__(daemon=True)
-        self.kubelet = kubelet
-        self.outbox = outbox
-        self.stop = threading.Event()
-        self.ran: dict[str, int] = {}
-        self.pods: dict[str, dict] = {}
-        self.errors: list[str] = []
-        self.numbers = itertools.count()
-
-    def run(self) -> None:
-        while not self.stop.is_set():
-            for path in sorted(self.outbox.glob("*.json")):
-                pod = json.loads(path.read_text())
-                path.unlink()
-                self.pods[pod["metadata"]["name"]] = pod
-                threading.Thread(target=self.run_pod, args=(pod, next(self.numbers)), daemon=True).start()
-            self.stop.wait(2)
-
-    def run_pod(self, pod: dict, number: int) -> None:
-        name = pod["metadata"]["name"]
-        try:
-            started = self.kubelet.start_pod(f"task-{number}", pod)
-            code = docker("wait", started.started[-1], timeout=RUN_TIMEOUT).stdout.strip()
-        except Exception as err:  # noqa: BLE001 - reported by the test
-            self.errors.append(f"{name}: {err}")
-            code = "1"
-        self.ran[name] = int(code)
-        (self.outbox / f"{name}.exit").write_text(code)
-
-
 @dataclass
 class Release:
-    """A started release: its scenario, kubelet, work folder, API and (KubernetesExecutor) pod runner."""
+    """A started release: its scenario, kubelet, work folder, REST API and (KubernetesExecutor) Kubernetes API."""
 
     scenario: str
     kubelet: Kubelet
     workdir: Path
     executor: str
     api: Api | None = None
-    runner: TaskPodRunner | None = None
+    kube: KubeApi | None = None
     started: float = field(default_factory=time.monotonic)
 
     def close(self) -> None:
-        if self.runner:
-            self.runner.stop.set()
+        if self.kube:
+            self.kube.close()
         print(f"harness {self.scenario}: {time.monotonic() - self.started:.0f} s")
         self.kubelet.close()
+
+
+def workflow_values(own: Path, workdir: Path) -> list[Path]:
+    """A scenario's own workflows (`referenceConfigApi.workflows`) beside the example ones, pods on the local image."""
+    workflows = ((yaml.safe_load(own.read_text()) or {}).get("referenceConfigApi") or {}).get("workflows") or {}
+    if not workflows:
+        return []
+    examples = yaml.safe_load((REPO / "examples" / "workflows.yaml").read_text())["workflows"]
+    images = {name: {"pod": {"image": IMAGE}} for name, config in workflows.items() if "pod" in config}
+    path = workdir / "workflows.yaml"
+    path.write_text(yaml.safe_dump({"referenceConfigApi": {"workflows": {**examples, **images}}}))
+    return [path]
 
 
 def render(scenario: str) -> Release:
@@ -168,7 +144,8 @@ def render(scenario: str) -> Release:
     workdir.chmod(0o755)
     own = HERE / "values" / f"{scenario}.yaml"
     executor = (yaml.safe_load(own.read_text()) or {}).get("executor", "LocalExecutor")
-    values = [HERE / "values" / "common.yaml", own, image_values(workdir), fleet_values(workdir), *EXTRA_VALUES]
+    values = [HERE / "values" / "common.yaml", own, image_values(workdir), fleet_values(workdir)]
+    values += [*workflow_values(own, workdir), *EXTRA_VALUES]
     kubelet = Kubelet(helm_template(values), workdir / "pods", prefix=f"{PREFIX}-{scenario}")
     kubelet.add_config_map(TEMPLATES_CONFIG_MAP, template_files())
     return Release(scenario, kubelet, workdir, executor)
@@ -177,6 +154,9 @@ def render(scenario: str) -> Release:
 def start(release: Release) -> Release:
     """What `helm install` + the kubelets do, in dependency order: stores, migration Job, the rest."""
     kubelet, docs = release.kubelet, release.kubelet.docs
+    if release.executor == "KubernetesExecutor":  # pods get what a kubelet gives them: the API, a token
+        release.kube = KubeApi(kubelet, release.workdir / "kubeapi").start()
+        release.kube.admit_workloads()
     stores = [(d["kind"], d["metadata"]["name"]) for d in docs if d["kind"] == "StatefulSet"]
     stores += [("Deployment", "dagfleet-config-api")]
     stores += [("Deployment", d["metadata"]["name"]) for d in docs if d["metadata"]["name"] == "dagfleet-pgbouncer"]
@@ -191,41 +171,14 @@ def start(release: Release) -> Release:
         for d in docs
         if d["kind"] == "Deployment" and ("Deployment", d["metadata"]["name"]) not in stores
     ]
-    kubernetes = release.executor == "KubernetesExecutor"
     for name in rest:
-        template = kubelet.one("Deployment", name)["spec"]["template"]
-        if kubernetes and name == "dagfleet-scheduler":
-            template = harness_scheduler(template, release.workdir)
-        kubelet.start_pod(name.removeprefix("dagfleet-"), template)
+        kubelet.start_pod(name.removeprefix("dagfleet-"), kubelet.one("Deployment", name)["spec"]["template"])
     kubelet.wait_ready("api-server", READY_TIMEOUT)
     base = f"http://{kubelet.ip(kubelet.pods['api-server'])}:8080"
     passwords = kubelet.volume_path("api-server", "auth") / "simple_auth_manager_passwords.json"
     wait_until("the api-server's generated passwords", passwords.exists, 120, every=5)
     release.api = Api(base, passwords)
-    if kubernetes:
-        release.runner = TaskPodRunner(kubelet, release.workdir / "harness" / "outbox")
-        release.runner.start()
     return release
-
-
-def harness_scheduler(template: dict, workdir: Path) -> dict:
-    """The scheduler, with the harness's KubernetesExecutor subclass (pods go to the outbox)."""
-    harness_dir = workdir / "harness"  # the executor module, and its outbox folder for pods
-    (harness_dir / "outbox").mkdir(parents=True, exist_ok=True)
-    harness_dir.chmod(0o755)
-    (harness_dir / "outbox").chmod(0o777)
-    (harness_dir / "harness_executor.py").write_text((HERE / "harness_executor.py").read_text())
-    template = json.loads(json.dumps(template))
-    spec = template["spec"]
-    spec["volumes"] = [*spec["volumes"], {"name": "harness", "hostPath": str(harness_dir)}]
-    (main,) = [c for c in spec["containers"] if c["name"] == "scheduler"]
-    main["env"] = [e for e in main["env"] if e["name"] != "AIRFLOW__CORE__EXECUTOR"] + [
-        {"name": "AIRFLOW__CORE__EXECUTOR", "value": "harness_executor.HarnessKubernetesExecutor"},
-        {"name": "PYTHONPATH", "value": "/opt/harness"},
-        {"name": "HARNESS_POD_OUTBOX", "value": "/opt/harness/outbox"},
-    ]
-    main["volumeMounts"] = [*main["volumeMounts"], {"name": "harness", "mountPath": "/opt/harness"}]
-    return template
 
 
 def psql(kubelet: Kubelet, sql: str) -> str:
