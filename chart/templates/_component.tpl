@@ -18,27 +18,33 @@ Takes (dict
   "extraEnv" (list (dict ...))   component-specific env
   "extraVolumes" (list ...)      component-specific volumes
   "extraMounts" (list ...)       component-specific volumeMounts
+  "name" "worker-tenant-a"       optional: the resource suffix (default: "component")
+  "group" "tenant-a"             optional: a Celery worker group (label dagfleet/worker-group,
+                                 in the selector too)
+  "autoscaled" true              optional: whether an autoscaler owns `replicas` (default:
+                                 dagfleet.autoscaled of the component)
 )
 All of it is data: the component renders it (toYaml), callers never pass YAML text.
 */}}
 {{- define "dagfleet.component" -}}
 {{- $root := .root }}
 {{- $v := .values }}
-{{- $labelArgs := dict "root" $root "component" .component }}
+{{- $labelArgs := dict "root" $root "component" .component "group" .group }}
 {{- $sync := .sync }}
+{{- $autoscaled := ternary .autoscaled (include "dagfleet.autoscaled" $labelArgs) (hasKey . "autoscaled") }}
 {{- $token := eq (include "dagfleet.automountToken" (dict "root" $root "component" .component "values" $v)) "true" }}
 {{- $extra := dict "root" $root "values" $v }}
 apiVersion: apps/v1
 kind: Deployment
 metadata:
-  name: {{ include "dagfleet.fullname" $root }}-{{ .component }}
+  name: {{ include "dagfleet.fullname" $root }}-{{ .name | default .component }}
   namespace: {{ $root.Release.Namespace }}
   labels:
     {{- include "dagfleet.componentLabels" $labelArgs | nindent 4 }}
   annotations:
     {{- include "dagfleet.componentAnnotations" . }}
 spec:
-  {{- if not (include "dagfleet.autoscaled" (dict "root" $root "component" .component)) }}
+  {{- if not $autoscaled }}
   replicas: {{ $v.replicas }}
   {{- end }}
   revisionHistoryLimit: 5
@@ -66,7 +72,7 @@ spec:
       terminationGracePeriodSeconds: {{ .grace }}
       {{ include "dagfleet.componentContainers" . }}
       {{ include "dagfleet.componentVolumes" . }}
-      {{- with include "dagfleet.placement" (dict "root" $root "values" $v "component" .component) }}
+      {{- with include "dagfleet.placement" (dict "root" $root "values" $v "component" .component "group" .group) }}
       {{- . | nindent 6 }}
       {{- end }}
 {{- end }}

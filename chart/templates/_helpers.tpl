@@ -52,21 +52,28 @@ app.kubernetes.io/part-of: dagfleet
 {{- end }}
 
 {{/*
-dagfleet.componentSelectorLabels: selector labels plus app.kubernetes.io/component.
-Takes (dict "root" $ "component" "scheduler").
+dagfleet.componentSelectorLabels: selector labels plus app.kubernetes.io/component (and, for a
+Celery worker group, dagfleet/worker-group). Takes (dict "root" $ "component" "scheduler"), with
+"group" "<name>" for a worker group.
 */}}
 {{- define "dagfleet.componentSelectorLabels" -}}
 {{ include "dagfleet.selectorLabels" .root }}
 app.kubernetes.io/component: {{ .component }}
+{{- with .group }}
+dagfleet/worker-group: {{ . }}
+{{- end }}
 {{- end }}
 
 {{/*
-dagfleet.componentLabels: common labels plus app.kubernetes.io/component.
-Takes (dict "root" $ "component" "scheduler").
+dagfleet.componentLabels: common labels plus app.kubernetes.io/component (and
+dagfleet/worker-group). Takes the same dict as dagfleet.componentSelectorLabels.
 */}}
 {{- define "dagfleet.componentLabels" -}}
 {{ include "dagfleet.labels" .root }}
 app.kubernetes.io/component: {{ .component }}
+{{- with .group }}
+dagfleet/worker-group: {{ . }}
+{{- end }}
 {{- end }}
 
 {{/*
@@ -265,13 +272,18 @@ declarations in entrypoint/dagfleet/fleet/settings.py. Takes the root context.
 
 {{/*
 dagfleet.declaredEnv: what the deployment declares, for sync to check workflows against:
-DAGFLEET_EXECUTORS (the chart's executor: a workflow's `executor` must be it) and the pools
-(dagfleet.poolsEnv). Takes the root context.
+DAGFLEET_EXECUTORS (the chart's executor: a workflow's `executor` must be it), the pools
+(dagfleet.poolsEnv) and, with the CeleryExecutor, DAGFLEET_QUEUES (the queues its worker groups
+serve: a workflow's `queue` must be one). Takes the root context.
 */}}
 {{- define "dagfleet.declaredEnv" -}}
 - name: DAGFLEET_EXECUTORS
   value: {{ .Values.executor | quote }}
 {{- include "dagfleet.poolsEnv" . }}
+{{- with include "dagfleet.workerQueues" . }}
+- name: DAGFLEET_QUEUES
+  value: {{ . | quote }}
+{{- end }}
 {{- end }}
 
 {{/*
