@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from kubelet import Kubelet, docker, helm_template
+from kubelet import REPO, Kubelet, docker, helm_template
 
 from support.wait import wait_until
 
@@ -128,13 +128,26 @@ class Release:
         self.kubelet.close()
 
 
+def example_values(workdir: Path, own: dict[str, Any]) -> list[Path]:
+    """A scenario that serves workflows of its own (`referenceConfigApi.workflows`) serves them next
+    to the example workflows every scenario checks (values maps merge: the scenario's win)."""
+    if not (own.get("referenceConfigApi") or {}).get("workflows"):
+        return []  # the examples embedded in the image
+    examples = yaml.safe_load((REPO / "examples" / "workflows.yaml").read_text())["workflows"]
+    path = workdir / "examples.yaml"
+    path.write_text(yaml.safe_dump({"referenceConfigApi": {"workflows": examples}}))
+    return [path]
+
+
 def render(scenario: str) -> Release:
     """`helm template` of the scenario's values, ready for the kubelet (nothing started yet)."""
     workdir = Path(tempfile.mkdtemp(prefix=f"dagfleet-harness-{scenario}-"))
     workdir.chmod(0o755)
     own = HERE / "values" / f"{scenario}.yaml"
-    executor = (yaml.safe_load(own.read_text()) or {}).get("executor", "LocalExecutor")
-    values = [HERE / "values" / "common.yaml", own, image_values(workdir)]
+    own_values = yaml.safe_load(own.read_text()) or {}
+    executor = own_values.get("executor", "LocalExecutor")
+    common = HERE / "values" / "common.yaml"
+    values = [common, *example_values(workdir, own_values), own, image_values(workdir)]
     kubelet = Kubelet(helm_template(values), workdir / "pods", prefix=f"dfh-{scenario}")
     return Release(scenario, kubelet, workdir, executor)
 
