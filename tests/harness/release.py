@@ -148,7 +148,8 @@ def render(scenario: str) -> Release:
     executor = own_values.get("executor", "LocalExecutor")
     common = HERE / "values" / "common.yaml"
     values = [common, *example_values(workdir, own_values), own, image_values(workdir)]
-    kubelet = Kubelet(helm_template(values), workdir / "pods", prefix=f"dfh-{scenario}")
+    prefix = f"dfh-{scenario}-{os.getpid()}"  # parallel runs on one Docker engine never share names
+    kubelet = Kubelet(helm_template(values), workdir / "pods", prefix=prefix)
     return Release(scenario, kubelet, workdir, executor)
 
 
