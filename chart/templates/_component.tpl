@@ -20,27 +20,33 @@ Takes (dict
   "extraMounts" (list ...)       component-specific volumeMounts
   "shard" "0"                    optional: one shard's Deployment (name suffix `-<shard>`, label and
                                  selector `dagfleet.io/shard`; dagProcessor.shards)
+  "name" "worker-tenant-a"       optional: the resource suffix (default: "component")
+  "group" "tenant-a"             optional: a Celery worker group (label dagfleet/worker-group,
+                                 in the selector too)
+  "autoscaled" true              optional: whether an autoscaler owns `replicas` (default:
+                                 dagfleet.autoscaled of the component)
 )
 All of it is data: the component renders it (toYaml), callers never pass YAML text.
 */}}
 {{- define "dagfleet.component" -}}
 {{- $root := .root }}
 {{- $v := .values }}
-{{- $labelArgs := pick . "root" "component" "shard" }}
+{{- $labelArgs := dict "root" $root "component" .component "group" .group "shard" .shard }}
 {{- $sync := .sync }}
+{{- $autoscaled := ternary .autoscaled (include "dagfleet.autoscaled" $labelArgs) (hasKey . "autoscaled") }}
 {{- $token := eq (include "dagfleet.automountToken" (dict "root" $root "component" .component "values" $v)) "true" }}
 {{- $extra := dict "root" $root "values" $v }}
 apiVersion: apps/v1
 kind: Deployment
 metadata:
-  name: {{ include "dagfleet.fullname" $root }}-{{ .component }}{{ with .shard }}-{{ . }}{{ end }}
+  name: {{ include "dagfleet.fullname" $root }}-{{ .name | default .component }}{{ with .shard }}-{{ . }}{{ end }}
   namespace: {{ $root.Release.Namespace }}
   labels:
     {{- include "dagfleet.componentLabels" $labelArgs | nindent 4 }}
   annotations:
     {{- include "dagfleet.componentAnnotations" . }}
 spec:
-  {{- if not (include "dagfleet.autoscaled" (dict "root" $root "component" .component)) }}
+  {{- if not $autoscaled }}
   replicas: {{ $v.replicas }}
   {{- end }}
   revisionHistoryLimit: 5
@@ -68,7 +74,7 @@ spec:
       terminationGracePeriodSeconds: {{ .grace }}
       {{ include "dagfleet.componentContainers" . }}
       {{ include "dagfleet.componentVolumes" . }}
-      {{- with include "dagfleet.placement" (dict "root" $root "values" $v "component" .component) }}
+      {{- with include "dagfleet.placement" (dict "root" $root "values" $v "component" .component "group" .group) }}
       {{- . | nindent 6 }}
       {{- end }}
 {{- end }}

@@ -2,23 +2,25 @@
 
 {{/*
 dagfleet.hpa: an autoscaling/v2 HorizontalPodAutoscaler on CPU for one component's Deployment.
-Takes (dict "root" $ "component" "api-server" "values" .Values.apiServer.autoscaling).
+Takes (dict "root" $ "component" "api-server" "values" .Values.apiServer.autoscaling), with "name"
+(the Deployment's suffix) and "group" for a Celery worker group.
 */}}
 {{- define "dagfleet.hpa" -}}
 {{- $v := .values }}
+{{- $name := printf "%s-%s" (include "dagfleet.fullname" .root) (.name | default .component) }}
 ---
 apiVersion: autoscaling/v2
 kind: HorizontalPodAutoscaler
 metadata:
-  name: {{ include "dagfleet.fullname" .root }}-{{ .component }}
+  name: {{ $name }}
   namespace: {{ .root.Release.Namespace }}
   labels:
-    {{- include "dagfleet.componentLabels" (dict "root" .root "component" .component) | nindent 4 }}
+    {{- include "dagfleet.componentLabels" (dict "root" .root "component" .component "group" .group) | nindent 4 }}
 spec:
   scaleTargetRef:
     apiVersion: apps/v1
     kind: Deployment
-    name: {{ include "dagfleet.fullname" .root }}-{{ .component }}
+    name: {{ $name }}
   minReplicas: {{ max 1 $v.minReplicas }}
   maxReplicas: {{ $v.maxReplicas }}
   metrics:
@@ -35,10 +37,13 @@ spec:
 
 {{/*
 dagfleet.kedaQuery: the KEDA PostgreSQL trigger's query: the number of Celery workers needed for
-the queued and running task instances, `workers.concurrency` slots each. Takes the root context.
+the queued and running task instances, `concurrency` slots each; for a worker group only those of
+its queues (names the schema limits to letters, digits and `_.:-`). Takes one entry of
+dagfleet.workerGroups.
 */}}
 {{- define "dagfleet.kedaQuery" -}}
-SELECT ceil(COUNT(*)::decimal / {{ int .Values.workers.concurrency }}) FROM task_instance WHERE state IN ('queued', 'running')
+SELECT ceil(COUNT(*)::decimal / {{ int .values.concurrency }}) FROM task_instance WHERE state IN ('queued', 'running')
+{{- if .group }} AND queue IN ('{{ join "', '" .queues }}'){{ end }}
 {{- end }}
 
 {{/*
@@ -54,13 +59,26 @@ else empty. Takes (dict "root" $ "component" "worker").
 {{- end }}
 
 {{/*
+dagfleet.kedaUsed: "true" when a Celery worker group (or the single worker) is autoscaled by KEDA,
+else empty. Takes the root context.
+*/}}
+{{- define "dagfleet.kedaUsed" -}}
+{{- $ctx := dict "root" . }}
+{{- include "dagfleet.workerGroups" $ctx }}
+{{- $used := false }}
+{{- range $ctx.groups }}
+{{- if and .values.autoscaling.enabled (eq .values.autoscaling.mode "keda") }}{{ $used = true }}{{ end }}
+{{- end }}
+{{- if and (include "dagfleet.celery" .) $used }}true{{ end }}
+{{- end }}
+
+{{/*
 dagfleet.kedaOwnConnection: "true" when KEDA reads the bundled PostgreSQL's Secret (key
 `keda-connection`, made by the chart): KEDA autoscaling without workers.autoscaling.connectionSecretName.
 Takes the root context.
 */}}
 {{- define "dagfleet.kedaOwnConnection" -}}
-{{- $w := .Values.workers.autoscaling }}
-{{- if and (include "dagfleet.celery" .) $w.enabled (eq $w.mode "keda") (not $w.connectionSecretName) }}true{{ end }}
+{{- if and (include "dagfleet.kedaUsed" .) (not .Values.workers.autoscaling.connectionSecretName) }}true{{ end }}
 {{- end }}
 
 {{/*
@@ -69,7 +87,14 @@ Takes the root context.
 */}}
 {{- define "dagfleet.validateFleet" -}}
 {{- $v := .Values }}
-{{- range $name, $a := dict "workers.autoscaling" $v.workers.autoscaling "apiServer.autoscaling" $v.apiServer.autoscaling "triggerer.autoscaling" $v.triggerer.autoscaling }}
+{{- include "dagfleet.validateWorkerGroups" . }}
+{{- $scaled := dict "workers.autoscaling" $v.workers.autoscaling "apiServer.autoscaling" $v.apiServer.autoscaling "triggerer.autoscaling" $v.triggerer.autoscaling }}
+{{- $ctx := dict "root" . }}
+{{- include "dagfleet.workerGroups" $ctx }}
+{{- range $ctx.groups }}
+{{- if .group }}{{ $_ := set $scaled (printf "workers.groups[%s].autoscaling" .group) .values.autoscaling }}{{ end }}
+{{- end }}
+{{- range $name, $a := $scaled }}
 {{- if and $a.enabled (gt (int $a.minReplicas) (int $a.maxReplicas)) }}
 {{- fail (printf "%s: minReplicas (%d) is above maxReplicas (%d): lower minReplicas or raise maxReplicas" $name (int $a.minReplicas) (int $a.maxReplicas)) }}
 {{- end }}

@@ -53,8 +53,8 @@ app.kubernetes.io/part-of: dagfleet
 
 {{/*
 dagfleet.componentSelectorLabels: selector labels plus app.kubernetes.io/component (and
-dagfleet.io/shard for one shard's dag-processor). Takes (dict "root" $ "component" "scheduler"
-["shard" "0"]).
+dagfleet.io/shard for one shard's dag-processor; dagfleet/worker-group for a Celery worker group).
+Takes (dict "root" $ "component" "scheduler" ["shard" "0"] ["group" "<name>"]).
 */}}
 {{- define "dagfleet.componentSelectorLabels" -}}
 {{ include "dagfleet.selectorLabels" .root }}
@@ -62,17 +62,23 @@ app.kubernetes.io/component: {{ .component }}
 {{- with .shard }}
 dagfleet.io/shard: {{ . | quote }}
 {{- end }}
+{{- with .group }}
+dagfleet/worker-group: {{ . }}
+{{- end }}
 {{- end }}
 
 {{/*
-dagfleet.componentLabels: common labels plus app.kubernetes.io/component.
-Takes (dict "root" $ "component" "scheduler").
+dagfleet.componentLabels: common labels plus app.kubernetes.io/component (and
+dagfleet/worker-group). Takes the same dict as dagfleet.componentSelectorLabels.
 */}}
 {{- define "dagfleet.componentLabels" -}}
 {{ include "dagfleet.labels" .root }}
 app.kubernetes.io/component: {{ .component }}
 {{- with .shard }}
 dagfleet.io/shard: {{ . | quote }}
+{{- end }}
+{{- with .group }}
+dagfleet/worker-group: {{ . }}
 {{- end }}
 {{- end }}
 
@@ -272,14 +278,20 @@ declarations in entrypoint/dagfleet/fleet/settings.py. Takes the root context.
 
 {{/*
 dagfleet.declaredEnv: what the deployment declares, for sync to check workflows against:
-DAGFLEET_EXECUTORS (the chart's executor: a workflow's `executor` must be it) and the pools
-(dagfleet.poolsEnv), and the number of shards (dagfleet.shardsEnv). Takes the root context.
+DAGFLEET_EXECUTORS (the chart's executor: a workflow's `executor` must be it), the pools
+(dagfleet.poolsEnv), the number of shards (dagfleet.shardsEnv) and, with the CeleryExecutor,
+DAGFLEET_QUEUES (the queues its worker groups serve: a workflow's `queue` must be one). Takes the
+root context.
 */}}
 {{- define "dagfleet.declaredEnv" -}}
 - name: DAGFLEET_EXECUTORS
   value: {{ .Values.executor | quote }}
 {{- include "dagfleet.poolsEnv" . }}
 {{- include "dagfleet.shardsEnv" . }}
+{{- with include "dagfleet.workerQueues" . }}
+- name: DAGFLEET_QUEUES
+  value: {{ . | quote }}
+{{- end }}
 {{- end }}
 
 {{/*

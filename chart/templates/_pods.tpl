@@ -76,7 +76,8 @@ dagfleet.placement: nodeSelector, affinity, tolerations, topologySpreadConstrain
 priorityClassName of a pod spec, each only when set. The pod's own setting, when not empty, wins;
 else the chart-wide default of the same name (top-level values). A default spread constraint
 without labelSelector gets the pod's component selector labels.
-Takes (dict "root" $ "values" .Values.scheduler "component" "scheduler").
+Takes (dict "root" $ "values" .Values.scheduler "component" "scheduler"), with "group" for a
+Celery worker group.
 */}}
 {{- define "dagfleet.placement" -}}
 {{- $v := .values }}
@@ -95,7 +96,7 @@ tolerations:
 {{- end }}
 {{- $spread := $v.topologySpreadConstraints | default list }}
 {{- if not $spread }}
-{{- $own := include "dagfleet.componentSelectorLabels" (dict "root" .root "component" .component) | fromYaml }}
+{{- $own := include "dagfleet.componentSelectorLabels" (dict "root" .root "component" .component "group" .group) | fromYaml }}
 {{- range $g.topologySpreadConstraints }}
 {{- $spread = append $spread (merge (dict) . (dict "labelSelector" (dict "matchLabels" $own))) }}
 {{- end }}

@@ -38,12 +38,14 @@ SCHEDULED = {
 }
 CONSUMER = {"schedule": {"any": [ORDERS, {"all": ["s3://bucket/b/x", "s3://bucket/b/y"]}]}}
 FAILING_CONF = {"items": [{"name": "x", "secret_set": "undeclared"}]}  # plan_items fails the run
+LATE = {"deadline": {"after": {"minutes": 30}, "connection": "tenant_hook"}}
 
 
 @pytest.fixture(scope="module")
 def bag(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     folder = make_dags(
-        tmp_path_factory.mktemp("sched") / "dags", {"producer": SCHEDULED, "consumer": CONSUMER, "plain": {}}
+        tmp_path_factory.mktemp("sched") / "dags",
+        {"producer": SCHEDULED, "consumer": CONSUMER, "plain": {}, "late": LATE},
     )
     with pytest.MonkeyPatch.context() as monkeypatch:
         parsed = parse_dags(folder, monkeypatch)
@@ -87,6 +89,23 @@ def test_a_workflow_without_the_fields_keeps_airflows_defaults(bag: Any) -> None
     for task in dag.tasks:
         assert (task.pool, task.queue, task.outlets) == ("default_pool", "default", []), task.task_id
     assert {t.task_id for t in dag.tasks} == {t.task_id for t in producer.tasks}  # the same template
+
+
+def test_a_deadline_becomes_airflows_deadline_alert(bag: Any) -> None:
+    from airflow.sdk import DeadlineReference, SyncCallback
+    from airflow.serialization.serialized_objects import DagSerialization
+
+    (alert,) = bag.dags["late"].deadline
+    assert alert.reference == DeadlineReference.DAGRUN_QUEUED_AT
+    assert alert.interval == timedelta(minutes=30)
+    assert isinstance(alert.callback, SyncCallback)  # run by the executor (LocalExecutor, CeleryExecutor)
+    assert (alert.callback.path, alert.callback.kwargs) == (
+        "dagfleet.fleet.notify.deadline_missed",
+        {"connection": "tenant_hook"},
+    )
+    assert not bag.dags["plain"].deadline
+    serialized = json.dumps(DagSerialization.to_dict(bag.dags["late"]))  # what the dag-processor stores
+    assert "dagfleet.fleet.notify.deadline_missed" in serialized and "tenant_hook" in serialized
 
 
 # -- notifications -------------------------------------------------------------------------------
@@ -134,6 +153,33 @@ def test_a_successful_run_calls_the_success_notifier(dags_test: Any, webhook: An
     result = dags_test("dags", "test", "notified", "-c", json.dumps({"items": ["a"]}))
     assert result.returncode == 0, result.stdout[-2000:]
     assert [(p["event"], p["state"]) for _, p in webhook.received] == [("on_success", "success")]
+
+
+def test_the_deadline_callback_as_the_executor_runs_it_posts_to_the_webhook(webhook: Any, monkeypatch: Any) -> None:
+    """Airflow's own callback runner, with the kwargs and the context the scheduler gives a missed deadline."""
+    import structlog
+    from airflow.sdk.execution_time.callback_supervisor import execute_callback
+
+    monkeypatch.setenv("AIRFLOW_CONN_TENANT_HOOK", f"http://127.0.0.1:{webhook.server_port}/hooks/late")
+    webhook.received.clear()
+    context = {
+        "dag_run": {"dag_id": "late", "dag_run_id": "manual__1", "state": "running", "conf": {}},
+        "deadline": {"id": "01a2", "deadline_time": "2026-12-08 02:19:51+00:00"},
+    }
+    kwargs = {"connection": "tenant_hook", "context": context}
+    ok, error = execute_callback(
+        "dagfleet.fleet.notify.deadline_missed", kwargs, "late-mydag.py", None, structlog.get_logger()
+    )
+    assert (ok, error) == (True, None)
+    [(path, payload)] = webhook.received
+    assert path == "/hooks/late"
+    assert payload == {
+        "event": "deadline_missed",
+        "dag_id": "late",
+        "run_id": "manual__1",
+        "state": "running",
+        "reason": "not finished by its deadline 2026-12-08 02:19:51+00:00",
+    }
 
 
 def test_a_connection_that_is_not_a_url_fails_without_leaking_it() -> None:

@@ -7,7 +7,10 @@ environment:
 - workflow A (`producer`, in pool `tenant_a`) declares an outlet; workflow B (`consumer`) is
   scheduled on that asset: a run of A makes Airflow's scheduler start a run of B;
 - B's `on_success` and C's (`failing`) `on_failure` notifiers post to a real loopback webhook;
-- D (`lost`) names an undeclared pool: sync rejects it on one line, the others are unaffected.
+- D (`lost`) names an undeclared pool: sync rejects it on one line, the others are unaffected;
+- E (`late`) has a deadline alert one second after its run is queued: the run takes longer, so
+  Airflow's scheduler marks the deadline missed and the LocalExecutor runs dagfleet's callback,
+  which posts `deadline_missed` to the webhook.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ WORKFLOWS = {
     "consumer": {"schedule": {"assets": [ORDERS]}, "notify": {"on_success": HOOK}},
     "failing": {"notify": {"on_failure": HOOK}},
     "lost": {"pool": "tenant_z"},
+    "late": {"deadline": {"after": {"seconds": 1}, **HOOK}},
 }
 POOLS = {"tenant_a": {"slots": 2, "description": "tenant A"}}
 
@@ -106,3 +110,12 @@ def test_an_undeclared_pool_is_rejected_alone(stack: Airflow) -> None:
         in (errors[0]["stack_trace"])
     )
     assert stack.api("GET", "/importErrors")["total_entries"] == 1
+
+
+def test_a_run_past_its_deadline_calls_the_deadline_webhook(stack: Airflow, webhook: Any) -> None:
+    wait_until("DAG late", lambda: stack.dag_visible("late"), 180)
+    run_id = stack.trigger("late", {})
+    assert stack.finished("late", run_id)["state"] == "success"  # a deadline alerts, it does not fail the run
+    sent = wait_until("late's deadline notification", lambda: _events(webhook, "late", "deadline_missed"), 120)
+    assert [body["run_id"] for body in sent] == [run_id]
+    assert sent[0]["reason"].startswith("not finished by its deadline ")

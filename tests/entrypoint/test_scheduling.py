@@ -1,6 +1,7 @@
 """The scheduling controls of a config (docs/config.md, "Scheduling controls"), without Airflow:
-the fields, asset schedules and outlets as the config model checks them, and the pools and
-executors a deployment declares (DAGFLEET_POOLS, DAGFLEET_EXECUTORS) as sync and validate check them."""
+the fields, asset schedules and outlets as the config model checks them, and the pools, executors
+and Celery queues a deployment declares (DAGFLEET_POOLS, DAGFLEET_EXECUTORS, DAGFLEET_QUEUES) as
+sync and validate check them; deadline alerts."""
 
 from __future__ import annotations
 
@@ -81,6 +82,10 @@ def test_unset_fields_leave_airflow_its_defaults() -> None:
         ({"notify": {"on_failure": {"url": "http://evil"}}}, "notify.on_failure.url", "unknown field"),
         ({"notify": {"on_failure": {"connection": "a b"}}}, "notify.on_failure.connection", "connection ID"),
         ({"notify": {"on_retry": {"connection": "x"}}}, "notify.on_retry", "unknown field"),
+        ({"deadline": {"after": 0, "connection": "x"}}, "deadline.after", "longer than zero"),
+        ({"deadline": {"after": "PT5M"}}, "deadline.connection", "required field is missing"),
+        ({"deadline": {"after": "PT5M", "connection": "x", "url": "http://evil"}}, "deadline.url", "unknown field"),
+        ({"deadline": {"after": "soon", "connection": "x"}}, "deadline.after", "expected"),
     ],
 )
 def test_bad_values_name_the_field_on_one_line(raw: dict[str, Any], field: str, problem: str) -> None:
@@ -143,13 +148,39 @@ def test_declared_pools_and_executors() -> None:
     assert validate_config("wf", {"pool": "anything"}).pool == "anything"  # nothing declared: not checked
 
 
+def test_declared_queues() -> None:
+    declared = Declared(queues=("default", "tenant-a"))
+    assert validate_config("wf", {"queue": "tenant-a"}, declared).queue == "tenant-a"
+    assert validate_config("wf", {}, declared).queue is None  # Airflow's default queue: a group serves it
+    line = _error({"queue": "tenant-z"}, declared)
+    assert "config field 'queue': queue 'tenant-z' is served by no Celery worker (served: default, tenant-a)" in line
+    assert "\n" not in line
+    assert validate_config("wf", {"queue": "anything"}).queue == "anything"  # nothing declared: not checked
+
+
+def test_a_deadline_becomes_a_config_and_needs_an_executor_that_runs_callbacks() -> None:
+    deadline = {"after": {"minutes": 30}, "connection": "tenant_a_webhook"}
+    config = validate_config("wf", {"deadline": deadline}, Declared(executors=("LocalExecutor",)))
+    assert config.deadline is not None
+    assert (config.deadline.after, config.deadline.connection) == (timedelta(minutes=30), "tenant_a_webhook")
+    assert validate_config("wf", {}).deadline is None
+    kubernetes = Declared(executors=("KubernetesExecutor", "CeleryExecutor"))
+    line = _error({"deadline": deadline}, kubernetes)
+    assert "config field 'deadline': executor 'KubernetesExecutor' runs no deadline callbacks" in line
+    on_celery = validate_config("wf", {"deadline": deadline, "executor": "CeleryExecutor"}, kubernetes)
+    assert on_celery.deadline is not None  # its own executor runs the callback
+
+
 def test_the_settings_read_the_declarations() -> None:
     settings = Settings.from_env(
         {"DAGFLEET_POOLS": POOLS, "AIRFLOW__CORE__EXECUTOR": "LocalExecutor,tenant:my.mod.Exec"}
     )
     assert settings.pools == ("tenant_a", "tenant_b")
     assert settings.executors == ("LocalExecutor", "tenant", "my.mod.Exec", "Exec")
-    assert Settings.from_env({}).declared() == Declared(None, None)
+    assert Settings.from_env({}).declared() == Declared(None, None, None)
+    queues = Settings.from_env({"DAGFLEET_QUEUES": "default, tenant-a,tenant-b:hi,,default"})
+    assert queues.declared().queues == ("default", "tenant-a", "tenant-b:hi")
+    assert Settings.from_env({"DAGFLEET_QUEUES": " , "}).queues is None
     for bad in ("[]", "{", '{"p": {"slots": "4"}}', '{"p": {"slots": -2}}', '{"p": 4}', '{"p": {"slots": 1}}'):
         with pytest.raises(DagfleetError, match="DAGFLEET_POOLS: expected a JSON object"):
             Settings.from_env({"DAGFLEET_POOLS": bad})
@@ -189,3 +220,16 @@ def test_validate_checks_pools_from_the_environment(tmp_path: Path) -> None:
         "(declared: default_pool, tenant_a, tenant_b); declare it or pick one; fix it in the config API"
     ]
     assert _validate(path).returncode == 0  # no declaration: pool names are not checked
+
+
+def test_validate_checks_queues_from_the_environment(tmp_path: Path) -> None:
+    path = tmp_path / "workflows.yaml"
+    path.write_text(yaml.safe_dump({"workflows": {"ok": {"queue": "tenant-a"}, "lost": {"queue": "tenant-z"}}}))
+    result = _validate(path, DAGFLEET_QUEUES="default,tenant-a")
+    assert result.returncode == 1
+    assert result.stdout.splitlines() == [
+        "workflow 'lost': config field 'queue': queue 'tenant-z' is served by no Celery worker "
+        "(served: default, tenant-a); add it to a worker group's queues (workers.groups) or pick one; "
+        "fix it in the config API"
+    ]
+    assert _validate(path).returncode == 0  # no declaration: queue names are not checked

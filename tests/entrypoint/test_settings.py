@@ -88,6 +88,7 @@ SAMPLES: dict[str, tuple[str, Any]] = {
     "DAGFLEET_SHARDS": ("3", 3),
     "DAGFLEET_POOLS": ('{"b": {"slots": 2, "description": ""}, "a": {"slots": 1, "description": "A"}}', ("a", "b")),
     "DAGFLEET_EXECUTORS": ("LocalExecutor,CeleryExecutor", ("LocalExecutor", "CeleryExecutor")),
+    "DAGFLEET_QUEUES": ("default, tenant-a:hi", ("default", "tenant-a:hi")),
 }
 
 

@@ -415,6 +415,13 @@ class Notify(_Model):
     on_success: NotifyTarget | None = None
 
 
+class Deadline(_Model):
+    """A deadline alert: a run still unfinished ``after`` it was queued calls the connection's webhook."""
+
+    after: Duration  # longer than zero, as every duration
+    connection: ConnId
+
+
 class WorkflowConfig(_Model):
     """One workflow. ``{}`` is valid: every field has a default (see docs/config.md)."""
 
@@ -439,6 +446,7 @@ class WorkflowConfig(_Model):
     dagrun_timeout: Duration | None = None
     outlets: list[AssetUri] = Field(default_factory=list, max_length=64)
     notify: Notify = Field(default_factory=Notify)
+    deadline: Deadline | None = None
     pod: PodSpec | None = None
     # Which base DAG (template) this workflow is a copy of; None: DAGFLEET_DEFAULT_TEMPLATE.
     template: str | None = Field(default=None, pattern=f"^{TEMPLATE_NAME.pattern}$")
@@ -493,17 +501,19 @@ def item_problems(config: WorkflowConfig, items: Iterable[ItemSpec], where: str 
 
 @dataclass(frozen=True)
 class Declared:
-    """What the deployment declares (DAGFLEET_POOLS, DAGFLEET_EXECUTORS); None: not known, not checked."""
+    """What the deployment declares (DAGFLEET_POOLS, DAGFLEET_EXECUTORS, DAGFLEET_QUEUES); None: not
+    known, not checked."""
 
     pools: tuple[str, ...] | None = None
     executors: tuple[str, ...] | None = None
+    queues: tuple[str, ...] | None = None
 
 
 DEFAULT_POOL = "default_pool"  # Airflow always has it
 
 
 def declared_problems(config: WorkflowConfig, declared: Declared) -> list[Problem]:
-    """A pool or executor the deployment does not have: its tasks would never run."""
+    """A pool, executor or queue the deployment does not have: its tasks would never run."""
     problems: list[Problem] = []
     pools = declared.pools
     if config.pool is not None and pools is not None and config.pool not in {*pools, DEFAULT_POOL}:
@@ -515,7 +525,38 @@ def declared_problems(config: WorkflowConfig, declared: Declared) -> list[Proble
         problems.append(
             ("executor", f"executor {config.executor!r} is not configured in Airflow (configured: {known})")
         )
-    return problems
+    return problems + _queue_problems(config, declared.queues) + _deadline_problems(config, declared.executors)
+
+
+def _queue_problems(config: WorkflowConfig, queues: tuple[str, ...] | None) -> list[Problem]:
+    """A Celery queue no worker listens on: its tasks would stay queued."""
+    if config.queue is None or queues is None or config.queue in queues:
+        return []
+    served = ", ".join(queues)
+    return [
+        (
+            "queue",
+            f"queue {config.queue!r} is served by no Celery worker (served: {served}); "
+            "add it to a worker group's queues (workers.groups) or pick one",
+        )
+    ]
+
+
+def _deadline_problems(config: WorkflowConfig, executors: tuple[str, ...] | None) -> list[Problem]:
+    """A deadline on an executor that runs no callbacks (Airflow 3.3.2's KubernetesExecutor): the
+    scheduler would hand the missed deadline's callback to an executor that refuses it."""
+    if config.deadline is None or not executors:
+        return []
+    executor = config.executor or executors[0]  # the workflow's, else Airflow's default (the first)
+    if not executor.endswith("KubernetesExecutor"):
+        return []
+    return [
+        (
+            "deadline",
+            f"executor {executor!r} runs no deadline callbacks (LocalExecutor and CeleryExecutor do); "
+            "drop deadline or run this workflow on one of those",
+        )
+    ]
 
 
 def _cross_problems(config: WorkflowConfig) -> list[Problem]:

@@ -52,19 +52,48 @@ class WebhookNotifier(BaseNotifier):
         }
 
     def notify(self, context: Any) -> None:
-        conn = BaseHook.get_connection(self.connection_id)
-        url = webhook_url(conn)
-        auth = (conn.login, conn.password or "") if conn.login else None
-        try:
-            response = requests.post(url, json=self.payload(context), auth=auth, timeout=TIMEOUT)
-        except requests.RequestException as err:  # its text holds the URL: say only what kind
-            raise RuntimeError(
-                f"webhook notification via connection {self.connection_id!r} failed: {type(err).__name__}"
-            ) from None
-        if response.status_code >= 400:
-            raise RuntimeError(
-                f"webhook notification via connection {self.connection_id!r} got HTTP {response.status_code}"
-            )
+        post(self.connection_id, self.payload(context))
+
+
+def post(connection_id: str, payload: dict[str, Any]) -> None:
+    """POST ``payload`` as JSON to the URL of the http(s) connection ``connection_id`` (its login and
+    password, when set, as basic auth); errors name the connection, never its URL."""
+    conn = BaseHook.get_connection(connection_id)
+    url = webhook_url(conn)
+    auth = (conn.login, conn.password or "") if conn.login else None
+    try:
+        response = requests.post(url, json=payload, auth=auth, timeout=TIMEOUT)
+    except requests.RequestException as err:  # its text holds the URL: say only what kind
+        raise RuntimeError(
+            f"webhook notification via connection {connection_id!r} failed: {type(err).__name__}"
+        ) from None
+    if response.status_code >= 400:
+        raise RuntimeError(f"webhook notification via connection {connection_id!r} got HTTP {response.status_code}")
+
+
+def deadline_missed(connection: str, context: dict[str, Any] | None = None) -> None:
+    """The deadline alert's callback, run by the executor when a run missed its deadline: POST
+    ``{"event": "deadline_missed", "dag_id", "run_id", "state", "reason"}``. Airflow passes
+    ``context={"dag_run": <the run as the REST API shows it>, "deadline": {"id", "deadline_time"}}``."""
+    dag_run = (context or {}).get("dag_run") or {}
+    deadline = (context or {}).get("deadline") or {}
+    payload = {
+        "event": "deadline_missed",
+        "dag_id": dag_run.get("dag_id"),
+        "run_id": dag_run.get("dag_run_id"),
+        "state": dag_run.get("state"),
+        "reason": f"not finished by its deadline {deadline.get('deadline_time')}",
+    }
+    post(connection, payload)
+
+
+def deadline_alert(deadline: Any) -> Any:
+    """``DAG(deadline=...)`` for a config's ``deadline``: Airflow's ``DeadlineAlert`` on the run's
+    queued time plus ``after``, whose ``SyncCallback`` (:func:`deadline_missed`) the executor runs."""
+    from airflow.sdk import DeadlineAlert, DeadlineReference, SyncCallback
+
+    callback = SyncCallback(deadline_missed, kwargs={"connection": deadline.connection})
+    return DeadlineAlert(reference=DeadlineReference.DAGRUN_QUEUED_AT, interval=deadline.after, callback=callback)
 
 
 def callbacks(notify: Any) -> dict[str, Any]:

@@ -2,7 +2,7 @@
 
 ``Workflow.dag_args()`` merges them in: the task-level ones (pool, pool_slots, priority_weight,
 weight_rule, queue, executor) as ``default_args``, so every task of every template gets them;
-the DAG-level ones (max_active_tasks, dagrun_timeout, an asset schedule, notifications) as
+the DAG-level ones (max_active_tasks, dagrun_timeout, an asset schedule, notifications, a deadline) as
 ``DAG(...)`` arguments. Outlets are registered for ``dagfleet.authoring.policy`` to attach to leaf tasks.
 """
 
@@ -24,7 +24,7 @@ def task_args(config: WorkflowConfig) -> dict[str, Any]:
 
 def dag_kwargs(workflow_id: str, config: WorkflowConfig) -> dict[str, Any]:
     """``DAG(...)`` arguments: schedule, max_active_tasks, dagrun_timeout, callbacks (set ones only)."""
-    from dagfleet.fleet.notify import callbacks
+    from dagfleet.fleet.notify import callbacks, deadline_alert
 
     kwargs: dict[str, Any] = {}
     if isinstance(config.schedule, AssetCondition):
@@ -34,6 +34,8 @@ def dag_kwargs(workflow_id: str, config: WorkflowConfig) -> dict[str, Any]:
     if config.dagrun_timeout is not None:
         kwargs["dagrun_timeout"] = config.dagrun_timeout
     kwargs.update(callbacks(config.notify))
+    if config.deadline is not None:
+        kwargs["deadline"] = deadline_alert(config.deadline)
     if config.outlets:
         OUTLETS[workflow_id] = tuple(config.outlets)
     else:

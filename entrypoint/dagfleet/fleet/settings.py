@@ -169,6 +169,11 @@ def _executors(value: str) -> tuple[str, ...] | None:
     return tuple(dict.fromkeys(names)) or None
 
 
+def _queues(value: str) -> tuple[str, ...] | None:
+    """Comma-separated Celery queue names (a name may hold ':'), each once; empty: not declared."""
+    return tuple(dict.fromkeys(q.strip() for q in value.split(",") if q.strip())) or None
+
+
 def _airflow_executors(environ: Mapping[str, str]) -> tuple[str, ...] | None:
     """Airflow's ``[core] executor`` as its variable says (unset: not known to dagfleet)."""
     return _executors(environ.get("AIRFLOW__CORE__EXECUTOR", ""))
@@ -459,6 +464,15 @@ class Settings:
         shown_default="`$AIRFLOW__CORE__EXECUTOR` when set, else unset (not checked before Airflow parses)",
         derive=_airflow_executors,
     )
+    queues: tuple[str, ...] | None = setting(
+        "DAGFLEET_QUEUES",
+        _queues,
+        "",
+        "the Celery queues the deployment's workers listen on, comma-separated (`default,tenant-a`): sync and "
+        "`validate` reject a workflow whose `queue` is not among them; the chart sets it with the CeleryExecutor "
+        "(its worker groups' queues: [helm](helm.md#worker-groups-one-per-queue))",
+        shown_default="unset (queue names are not checked)",
+    )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -486,10 +500,10 @@ class Settings:
         return FleetStore(self.dags_folder)
 
     def declared(self) -> Declared:
-        """The pools and executors this deployment declares (None where not known)."""
+        """The pools, executors and Celery queues this deployment declares (None where not known)."""
         from dagfleet.fleet.config import Declared
 
-        return Declared(self.pools, self.executors)
+        return Declared(self.pools, self.executors, self.queues)
 
     def template_library(self) -> TemplateLibrary:
         from dagfleet.fleet.template_library import TemplateLibrary
