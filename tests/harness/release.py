@@ -159,7 +159,11 @@ def start(release: Release) -> Release:
         release.kube.admit_workloads()
     stores = [(d["kind"], d["metadata"]["name"]) for d in docs if d["kind"] == "StatefulSet"]
     stores += [("Deployment", "dagfleet-config-api")]
-    stores += [("Deployment", d["metadata"]["name"]) for d in docs if d["metadata"]["name"] == "dagfleet-pgbouncer"]
+    stores += [
+        ("Deployment", d["metadata"]["name"])
+        for d in docs
+        if d["kind"] == "Deployment" and d["metadata"]["name"] == "dagfleet-pgbouncer"
+    ]
     for kind, name in stores:
         kubelet.start_workload(kind, name)
     for _kind, name in stores:

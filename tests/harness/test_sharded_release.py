@@ -15,14 +15,17 @@ from typing import Any
 import pytest
 import yaml
 from kubelet import REPO
-from release import Release
+from release import FLEET, Release
 
 from dagfleet.fleet import shards, versions
 from support.wait import wait_until
 
 pytestmark = [pytest.mark.harness, pytest.mark.scenarios("shards")]
 
-WORKFLOWS = set(yaml.safe_load((REPO / "examples" / "workflows.yaml").read_text())["workflows"])
+# Every workflow the release serves: the examples and the harness's own (release.fleet_values).
+WORKFLOWS = set(yaml.safe_load((REPO / "examples" / "workflows.yaml").read_text())["workflows"]) | set(
+    yaml.safe_load((FLEET / "workflows.yaml").read_text())["workflows"]
+)
 SHARDS = 2
 MAPPED = "hello_conf"
 READY_TIMEOUT = 900
