@@ -162,11 +162,18 @@ def test_status_and_show_cover_every_shard(
 
     dags = tmp_path / "dags"
     api = config_api_factory(FLEET)
+    _sync(dags, api.url, 1)  # then resharded: the unsharded tree's pointer stays behind, retired
     _sync(dags, api.url, 2)
     monkeypatch.setenv("DAGFLEET_DAGS_FOLDER", str(dags))
     monkeypatch.setenv("DAGFLEET_SHARDS", "2")
     assert main(["status", "--json"]) == 0
-    rows = json.loads(capsys.readouterr().out)["shards"]
+    status = json.loads(capsys.readouterr().out)
+    rows = status["shards"]
+    assert status["fleet_version"] is None  # no single fleet version with shards: each row has its own
+    current = {b: versions.current(dags, b) for b in ("dagfleet-0", "dagfleet-1")}
+    assert {w["workflow_id"]: w["version"] for w in status["workflows"]} == {
+        w: current[shards.bundle_of(w, 2)] for w in FLEET
+    }
     assert rows == [
         {"bundle": b, "version": versions.current(dags, b), "kept": 1, "workflows": len(_served(dags, b))}
         for b in ("dagfleet-0", "dagfleet-1")
